@@ -1,0 +1,82 @@
+import { ConfigurableModuleBuilder, DynamicModule, Provider } from '@nestjs/common';
+import { DiscoveryModule, DiscoveryService, MetadataScanner, ModuleRef } from '@nestjs/core';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { HealthIndicatorService } from '@nestjs/terminus';
+import { InvalidOptionsError } from './errors';
+import { getWriteCoordinatorToken } from './inject-write-coordinator.decorator';
+import { SerializedWriteExplorer } from './serialized-write.explorer';
+import { DEFAULT_COORDINATOR_NAME, RESOLVED_OPTIONS } from './write-coordinator.constants';
+import { WriteCoordinatorHealthIndicator } from './write-coordinator.health';
+import {
+  resolveWriteCoordinatorOptions,
+  ResolvedWriteCoordinatorOptions,
+  WriteCoordinatorOptions,
+} from './write-coordinator.options';
+import { WriteCoordinator } from './write-coordinator.service';
+
+/** Options the `forRootAsync()` factory returns: everything but the static `name` and `isGlobal`. */
+export type WriteCoordinatorFactoryOptions = Omit<WriteCoordinatorOptions, 'name' | 'isGlobal'>;
+
+/** Static extras: they shape the module itself (tokens, scope), so they are never async. */
+interface WriteCoordinatorExtras {
+  name: string;
+  isGlobal: boolean;
+}
+
+export const {
+  ConfigurableModuleClass: WriteCoordinatorConfigurableModule,
+  MODULE_OPTIONS_TOKEN: WRITE_COORDINATOR_MODULE_OPTIONS,
+  ASYNC_OPTIONS_TYPE,
+} = new ConfigurableModuleBuilder<WriteCoordinatorFactoryOptions>({ moduleName: 'WriteCoordinator' })
+  .setClassMethodName('forRoot')
+  .setFactoryMethodName('createWriteCoordinatorOptions')
+  .setExtras<WriteCoordinatorExtras>({ name: DEFAULT_COORDINATOR_NAME, isGlobal: false }, withCoordinatorProviders)
+  .build();
+
+/** Options of `WriteCoordinatorModule.forRootAsync()`. */
+export type WriteCoordinatorModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE;
+
+/** Implemented by a class given as `useClass` / `useExisting` to `forRootAsync()`. */
+export interface WriteCoordinatorOptionsFactory {
+  createWriteCoordinatorOptions(): WriteCoordinatorFactoryOptions | Promise<WriteCoordinatorFactoryOptions>;
+}
+
+/** Adds one coordinator's providers; each `forRoot` call is a module instance of its own. */
+function withCoordinatorProviders(definition: DynamicModule, extras: WriteCoordinatorExtras): DynamicModule {
+  const { name, isGlobal } = resolveWriteCoordinatorOptions({ name: extras.name, isGlobal: extras.isGlobal });
+  const token = getWriteCoordinatorToken(name);
+  const explorer = Symbol(`write-coordinator:explorer:${name}`);
+  const providers: Provider[] = [
+    {
+      provide: RESOLVED_OPTIONS,
+      useFactory: (raw: WriteCoordinatorOptions = {}) => {
+        if (raw.name !== undefined && raw.name !== name) {
+          throw new InvalidOptionsError('name', `given statically, as forRootAsync({ name: '${raw.name}' })`, raw.name);
+        }
+        return resolveWriteCoordinatorOptions({ ...raw, name, isGlobal });
+      },
+      inject: [WRITE_COORDINATOR_MODULE_OPTIONS],
+    },
+    {
+      provide: token,
+      useFactory: (options: ResolvedWriteCoordinatorOptions, moduleRef: ModuleRef, emitter?: EventEmitter2) =>
+        new WriteCoordinator(options, moduleRef, emitter),
+      inject: [RESOLVED_OPTIONS, ModuleRef, { token: EventEmitter2, optional: true }],
+    },
+    {
+      provide: explorer,
+      useFactory: (discovery: DiscoveryService, scanner: MetadataScanner, coordinator: WriteCoordinator) =>
+        new SerializedWriteExplorer(discovery, scanner, coordinator),
+      inject: [DiscoveryService, MetadataScanner, token],
+    },
+    HealthIndicatorService,
+    WriteCoordinatorHealthIndicator,
+  ];
+  return {
+    ...definition,
+    global: isGlobal,
+    imports: [...(definition.imports ?? []), DiscoveryModule],
+    providers: [...(definition.providers ?? []), ...providers],
+    exports: [...(definition.exports ?? []), token, WriteCoordinatorHealthIndicator],
+  };
+}

@@ -1,0 +1,158 @@
+import { DataSource } from 'typeorm';
+import { InvalidOptionsError } from './errors';
+import type { ChangePublisher } from './change-publisher';
+import type { WhenFull } from './write-queue';
+
+/**
+ * Options of one coordinator, given to `WriteCoordinatorModule.forRoot()` or returned by the
+ * `forRootAsync()` factory. Every field is optional.
+ */
+export interface WriteCoordinatorOptions {
+  /**
+   * Name of the coordinator. Several coordinators (one per DataSource) may coexist; inject a named
+   * one with `@InjectWriteCoordinator(name)`.
+   * @default 'default'
+   */
+  name?: string;
+  /**
+   * The TypeORM DataSource whose writes this coordinator serialises: the instance itself, or the
+   * name it was registered under with `TypeOrmModule.forRoot({ name })`.
+   * @default the default DataSource of `TypeOrmModule.forRoot()`
+   */
+  dataSource?: DataSource | string;
+  /**
+   * Capacity of the queue of waiting jobs (the running job is not counted). `<= 0` means 256.
+   * @default 256
+   */
+  queueSize?: number;
+  /**
+   * What a submission does when the queue is full: `'wait'` for room (natural backpressure,
+   * honouring its signal and deadline) or `'reject'` at once with `QUEUE_FULL`.
+   * @default 'wait'
+   */
+  whenFull?: WhenFull;
+  /**
+   * Default deadline of a job in ms, counted from submission. A job past it while waiting never
+   * runs; one past it while running is rolled back, never committed. Per-call `timeoutMs` wins.
+   * @default undefined (no deadline)
+   */
+  timeoutMs?: number;
+  /**
+   * Register the module globally, so feature modules need not import it.
+   * @default false
+   */
+  isGlobal?: boolean;
+  /**
+   * On application shutdown the coordinator drains (finishes every queued job) for at most this
+   * many ms, then shuts down (rejects what is still queued with `SHUTDOWN`).
+   * @default 10000
+   */
+  shutdownGraceMs?: number;
+  /**
+   * Receives an after-commit notification for every committed `submit()` request, in commit
+   * order (the seed's change publisher). Its failures are logged, never fail the write.
+   * @default publishes `WriteCoordinatorEvents.Change` on EventEmitter2 when the app has one
+   */
+  publisher?: ChangePublisher;
+}
+
+/** @internal Options after defaults and validation; everything downstream reads this type. */
+export interface ResolvedWriteCoordinatorOptions {
+  readonly name: string;
+  readonly dataSource: DataSource | string | undefined;
+  readonly queueSize: number;
+  readonly whenFull: WhenFull;
+  readonly timeoutMs: number | undefined;
+  readonly isGlobal: boolean;
+  readonly shutdownGraceMs: number;
+  readonly publisher: ChangePublisher | undefined;
+}
+
+/** The default value of every option. */
+export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
+  name: 'default',
+  dataSource: undefined,
+  queueSize: 256,
+  whenFull: 'wait',
+  timeoutMs: undefined,
+  isGlobal: false,
+  shutdownGraceMs: 10_000,
+  publisher: undefined,
+} as const satisfies ResolvedWriteCoordinatorOptions);
+
+type Check = (value: unknown) => string | undefined;
+
+const nonEmptyString: Check = (v) =>
+  typeof v === 'string' && v.trim() !== '' ? undefined : 'a non-empty string';
+const integer: Check = (v) => (Number.isInteger(v) ? undefined : 'an integer');
+const positiveFinite: Check = (v) =>
+  typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'a finite number of ms greater than 0';
+const nonNegativeFinite: Check = (v) =>
+  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : 'a finite number of ms, 0 or more';
+
+/** One validator per option; an option missing here is unknown and refused (typos fail loudly). */
+const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
+  name: nonEmptyString,
+  dataSource: (v) =>
+    v instanceof DataSource || (typeof v === 'string' && v.trim() !== '')
+      ? undefined
+      : 'a TypeORM DataSource or the non-empty name it was registered under',
+  queueSize: integer,
+  whenFull: (v) => (v === 'wait' || v === 'reject' ? undefined : "'wait' or 'reject'"),
+  timeoutMs: positiveFinite,
+  isGlobal: (v) => (typeof v === 'boolean' ? undefined : 'a boolean'),
+  shutdownGraceMs: nonNegativeFinite,
+  publisher: (v) =>
+    typeof v === 'object' && v !== null && typeof (v as ChangePublisher).publish === 'function'
+      ? undefined
+      : 'an object with a publish(change) method',
+};
+
+/**
+ * Merges options with {@link WRITE_COORDINATOR_DEFAULTS} and validates them.
+ *
+ * @throws {InvalidOptionsError} naming the field, the expectation and the received value.
+ */
+export function resolveWriteCoordinatorOptions(
+  options: WriteCoordinatorOptions | undefined = {},
+): ResolvedWriteCoordinatorOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionsError('options', 'an object', options);
+  }
+  for (const [field, value] of Object.entries(options)) {
+    const check = CHECKS[field as keyof WriteCoordinatorOptions];
+    if (!check) {
+      throw new InvalidOptionsError(field, `one of the known options (${Object.keys(CHECKS).join(', ')})`, value);
+    }
+    if (value === undefined) continue;
+    const expected = check(value);
+    if (expected) throw new InvalidOptionsError(field, expected, value);
+  }
+  const merged = { ...WRITE_COORDINATOR_DEFAULTS, ...withoutUndefined(options) };
+  return Object.freeze({
+    ...merged,
+    queueSize: merged.queueSize <= 0 ? WRITE_COORDINATOR_DEFAULTS.queueSize : merged.queueSize,
+  });
+}
+
+/**
+ * Validates per-call {@link WriteOptions}-style fields with the same messages as module options.
+ *
+ * @internal
+ * @throws {InvalidOptionsError}
+ */
+export function validateCallOptions(options: { timeoutMs?: unknown; signal?: unknown; label?: unknown }, context: string): void {
+  if (options.timeoutMs !== undefined && positiveFinite(options.timeoutMs)) {
+    throw new InvalidOptionsError('timeoutMs', positiveFinite(options.timeoutMs)!, options.timeoutMs, context);
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new InvalidOptionsError('signal', 'an AbortSignal', options.signal, context);
+  }
+  if (options.label !== undefined && typeof options.label !== 'string') {
+    throw new InvalidOptionsError('label', 'a string', options.label, context);
+  }
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,264 @@
+import { BeforeApplicationShutdown, Logger, OnModuleInit } from '@nestjs/common';
+import type { ModuleRef } from '@nestjs/core';
+import type { EventEmitter2 } from '@nestjs/event-emitter';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { ChangePublisher, WriteRequestMeta } from './change-publisher';
+import {
+  CoordinatorNotReadyError,
+  InvalidOptionsError,
+  InvalidParamsError,
+  WriteCoordinatorError,
+} from './errors';
+import { describeValue } from './errors/invalid-options.error';
+import { TransactionScope, WriteWork } from './transaction-scope';
+import { ResolvedWriteCoordinatorOptions, validateCallOptions } from './write-coordinator.options';
+import { createEventBridge } from './write-coordinator.event-bridge';
+import { WriteCoordinatorEvents } from './write-coordinator.events';
+import { WriteHandlerRegistry } from './write-handler.registry';
+import { EnqueueOptions, QueueMetrics, WriteQueue, WriteQueueState } from './write-queue';
+
+/** Per-call options of `run()`, `submit()` and decorated methods. */
+export interface WriteOptions {
+  /** Aborting it cancels the job: removed if waiting, rolled back if running (`CANCELLED`). */
+  signal?: AbortSignal;
+  /** Deadline in ms from submission (`TIMEOUT`); overrides the module's `timeoutMs`. */
+  timeoutMs?: number;
+  /** Label carried in events, errors and metrics. */
+  label?: string;
+}
+
+/** The serialisable form of a write, as it could cross a process boundary. */
+export interface WriteRequest {
+  /** Name of a method registered with `@WriteHandler`. */
+  method: string;
+  /** The handler's input; must survive a JSON round trip to cross processes. */
+  params?: unknown;
+  /** Who sent it and when. */
+  meta?: WriteRequestMeta;
+}
+
+/**
+ * A consistent snapshot of a coordinator. The counters balance:
+ * `accepted = completed + failed + cancelled + timedOut + dropped + queueDepth + running`.
+ */
+export interface CoordinatorMetrics extends QueueMetrics {
+  /** Name of the coordinator. */
+  coordinator: string;
+}
+
+/**
+ * Serialises every write of one TypeORM DataSource through a single drain: each job runs alone,
+ * in its own transaction, in submission order. Inject it (`WriteCoordinator` for the default one,
+ * `@InjectWriteCoordinator(name)` for a named one).
+ */
+export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown {
+  private readonly logger: Logger;
+  private readonly queue: WriteQueue;
+  private readonly scope: TransactionScope;
+  private readonly handlers = new WriteHandlerRegistry();
+  private readonly publisher: ChangePublisher | undefined;
+  /** Set once at bootstrap; until then every call fails with `COORDINATOR_NOT_READY`. */
+  private source: DataSource | undefined;
+
+  /** @internal Built by `WriteCoordinatorModule`; do not construct it yourself. */
+  constructor(
+    private readonly options: ResolvedWriteCoordinatorOptions,
+    private readonly moduleRef: ModuleRef,
+    emitter: EventEmitter2 | undefined,
+  ) {
+    this.logger = new Logger(`WriteCoordinator(${options.name})`);
+    this.queue = new WriteQueue(
+      { capacity: options.queueSize, whenFull: options.whenFull, timeoutMs: options.timeoutMs },
+      emitter ? createEventBridge(options.name, emitter) : undefined,
+    );
+    this.scope = new TransactionScope(this, (error) => this.logger.error('after-commit publisher failed', error));
+    this.publisher = options.publisher ?? (emitter && createEmitterPublisher(emitter));
+  }
+
+  /** Name of this coordinator. */
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** `running` (accepting), `draining` (finishing queued work) or `stopped`. */
+  get state(): WriteQueueState {
+    return this.queue.state;
+  }
+
+  /** True once bootstrap attached the DataSource and until the coordinator stops. */
+  get isReady(): boolean {
+    return this.source !== undefined && this.queue.state === 'running';
+  }
+
+  /** The DataSource whose writes this coordinator serialises (undefined before bootstrap). */
+  get dataSource(): DataSource | undefined {
+    return this.source;
+  }
+
+  /**
+   * Runs `work` on the single drain, inside one transaction: commits when it returns, rolls back
+   * when it throws and rejects with the same error object. Called from inside a running job of
+   * this coordinator, it runs inline in a savepoint instead of queueing behind itself.
+   *
+   * @returns what `work` returned, once committed.
+   * @throws {WriteCoordinatorError} `QUEUE_FULL`, `CANCELLED`, `TIMEOUT`, `DRAINING`, `SHUTDOWN`,
+   *   `COORDINATOR_NOT_READY`, `BUSY` or `INTERNAL` (BEGIN/COMMIT failures); anything `work` throws.
+   * @example
+   * const id = await coordinator.run(async (manager) => {
+   *   const account = await manager.save(Account, { name: 'alice', balance: 100 });
+   *   return account.id;
+   * }, { label: 'open account', timeoutMs: 2_000 });
+   */
+  run<T>(work: WriteWork<T>, options: WriteOptions = {}): Promise<T> {
+    const label = typeof options.label === 'string' ? options.label : undefined;
+    try {
+      validateCallOptions(options, 'WriteCoordinator.run()');
+    } catch (error) {
+      return this.queue.refuse(label, () => error as WriteCoordinatorError);
+    }
+    const inline = this.scope.runInline(work);
+    if (inline) return inline;
+    const source = this.source;
+    if (!source) {
+      return this.queue.refuse(label, (job) => new CoordinatorNotReadyError(this.notReadyReason(), job));
+    }
+    const enqueue: EnqueueOptions = options;
+    return this.queue.enqueue((ctx) => this.scope.runJob(source, ctx, work), enqueue);
+  }
+
+  /**
+   * Runs the `@WriteHandler` registered for `request.method`, exactly like {@link run}, and
+   * resolves with a JSON copy of its result. After commit the change publisher is told.
+   *
+   * @throws {WriteCoordinatorError} `METHOD_NOT_FOUND`, `INVALID_PARAMS`, `CONFLICT`, `BUSY`,
+   *   `INTERNAL`, and the queue's codes as for {@link run}. Every failure is a coded error.
+   */
+  submit(request: WriteRequest, options: WriteOptions = {}): Promise<unknown> {
+    if (typeof request !== 'object' || request === null || typeof request.method !== 'string' || request.method === '') {
+      const received = describeValue(typeof request === 'object' && request !== null ? request.method : request);
+      return this.queue.refuse(
+        options.label,
+        (job) => new InvalidParamsError(`request.method must be a non-empty string (received ${received})`, job),
+      );
+    }
+    const { method, params, meta } = request;
+    return this.run(
+      (manager, job) =>
+        this.handlers.invoke(method, params, manager, job, (result) => {
+          this.scope.afterCommit(() => this.publish({ coordinator: this.name, jobId: job.jobId, method, topic: method, params, result, meta }));
+        }),
+      { ...options, label: options.label ?? method },
+    );
+  }
+
+  /** A consistent snapshot of counters, gauges and recent latencies. */
+  metrics(): CoordinatorMetrics {
+    return { coordinator: this.name, ...this.queue.metrics() };
+  }
+
+  /** Resolves the next time nothing is queued or running. */
+  onIdle(): Promise<void> {
+    return this.queue.onIdle();
+  }
+
+  /**
+   * Graceful stop: new work is refused with `DRAINING`, every queued job still runs; resolves once
+   * the queue is empty, after which the coordinator is `stopped` (later calls get `SHUTDOWN`).
+   */
+  drain(): Promise<void> {
+    return this.queue.drain();
+  }
+
+  /**
+   * Hard stop: new work is refused with `SHUTDOWN`, every queued job is rejected with `SHUTDOWN`
+   * (never runs), the running job finishes; resolves when the drain loop has stopped.
+   */
+  shutdown(): Promise<void> {
+    return this.queue.shutdown();
+  }
+
+  /** @internal Registers a `@WriteHandler`; called by the explorer at bootstrap. */
+  registerHandler(...args: Parameters<WriteHandlerRegistry['register']>): void {
+    this.handlers.register(...args);
+  }
+
+  /** @internal Resolves the DataSource; from now on the coordinator accepts work. */
+  onModuleInit(): void {
+    this.source = this.resolveDataSource();
+  }
+
+  /**
+   * @internal Drains for at most `shutdownGraceMs`, then shuts down; runs before
+   * `@nestjs/typeorm` destroys the DataSource (in `onApplicationShutdown`).
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (await settlesWithin(this.drain(), this.options.shutdownGraceMs)) return;
+    const { queueDepth, running } = this.queue.metrics();
+    this.logger.warn(
+      `drain did not finish within shutdownGraceMs=${this.options.shutdownGraceMs}; ` +
+        `rejecting ${queueDepth} queued job(s) with SHUTDOWN` + (running ? ', waiting up to 1 s for the running job' : ''),
+    );
+    if (!(await settlesWithin(this.shutdown(), 1_000))) {
+      this.logger.error('the running job did not settle; its transaction will be lost with the DataSource');
+    }
+  }
+
+  private resolveDataSource(): DataSource {
+    const given = this.options.dataSource;
+    if (given instanceof DataSource) {
+      if (!given.isInitialized) {
+        throw new InvalidOptionsError('dataSource', 'an initialized DataSource (call initialize() first)', given);
+      }
+      return given;
+    }
+    let found: unknown;
+    try {
+      found = this.moduleRef.get(getDataSourceToken(given), { strict: false });
+    } catch {
+      found = undefined;
+    }
+    if (!(found instanceof DataSource)) {
+      throw new InvalidOptionsError(
+        'dataSource',
+        given === undefined
+          ? 'given, or a default DataSource registered with TypeOrmModule.forRoot()'
+          : `the name of a DataSource registered with TypeOrmModule.forRoot({ name: '${given}' })`,
+        given,
+      );
+    }
+    return found;
+  }
+
+  private notReadyReason(): string {
+    return this.queue.state === 'running'
+      ? `coordinator '${this.name}' is not initialised yet (WriteCoordinatorModule.forRoot() attaches it at bootstrap)`
+      : `coordinator '${this.name}' is ${this.queue.state}`;
+  }
+
+  private publish(change: Parameters<ChangePublisher['publish']>[0]): void {
+    if (!this.publisher) return;
+    const result = this.publisher.publish(change);
+    if (result && typeof (result as Promise<void>).catch === 'function') {
+      (result as Promise<void>).catch((error: unknown) => this.logger.error('change publisher failed', error));
+    }
+  }
+}
+
+function createEmitterPublisher(emitter: EventEmitter2): ChangePublisher {
+  return { publish: (change) => void emitter.emit(WriteCoordinatorEvents.Change, change) };
+}
+
+/** Resolves true if `promise` settles within `ms`, false otherwise; never keeps the process alive. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

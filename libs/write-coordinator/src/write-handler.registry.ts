@@ -1,0 +1,92 @@
+import type { EntityManager } from 'typeorm';
+import {
+  BusyError,
+  ConflictError,
+  InternalError,
+  InvalidOptionsError,
+  InvalidParamsError,
+  MethodNotFoundError,
+  WriteCoordinatorError,
+} from './errors';
+import { isBusy, isConflict, sqliteCode } from './sqlite-error';
+import type { WriteJob } from './transaction-scope';
+
+/** A `@WriteHandler` method bound to its instance. */
+export type WriteHandlerFn = (params: unknown, manager: EntityManager) => unknown;
+
+/** @internal Maps `submit()` methods to handlers and turns every failure into a coded error. */
+export class WriteHandlerRegistry {
+  private readonly handlers = new Map<
+    string,
+    { fn: WriteHandlerFn; validate?: (params: unknown) => boolean; origin: string }
+  >();
+
+  /** @throws {InvalidOptionsError} when the method already has a handler. */
+  register(method: string, fn: WriteHandlerFn, origin: string, validate?: (params: unknown) => boolean): void {
+    const existing = this.handlers.get(method);
+    if (existing) {
+      throw new InvalidOptionsError(
+        `@WriteHandler('${method}')`,
+        `registered once per coordinator (already on ${existing.origin})`,
+        origin,
+        'WriteHandler',
+      );
+    }
+    this.handlers.set(method, { fn, validate, origin });
+  }
+
+  /**
+   * Validates, runs the handler, and hands a JSON copy of its result to `onResult`. Runs inside
+   * the job's transaction, so a failure here (including an unserialisable result) writes nothing.
+   */
+  async invoke(
+    method: string,
+    params: unknown,
+    manager: EntityManager,
+    job: WriteJob,
+    onResult: (copy: unknown) => void,
+  ): Promise<unknown> {
+    const ctx = { jobId: job.jobId, label: method };
+    const entry = this.handlers.get(method);
+    if (!entry) {
+      const known = [...this.handlers.keys()].join(', ') || 'none';
+      throw new MethodNotFoundError(`no @WriteHandler('${method}') is registered (known: ${known})`, ctx);
+    }
+    if (entry.validate) {
+      let valid = false;
+      let cause: unknown;
+      try {
+        valid = entry.validate(params) === true;
+      } catch (error) {
+        cause = error;
+      }
+      if (!valid) throw new InvalidParamsError(`validate() of ${entry.origin} refused them`, { ...ctx, cause });
+    }
+    try {
+      const copy = jsonCopy(await entry.fn(params, manager), ctx);
+      onResult(copy);
+      return copy;
+    } catch (error) {
+      throw toCodedError(error, ctx);
+    }
+  }
+}
+
+function jsonCopy(value: unknown, ctx: { jobId: string; label: string }): unknown {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(JSON.stringify(value)) as unknown;
+  } catch (error) {
+    throw new InternalError('the handler result is not JSON-serialisable; nothing was written', { ...ctx, cause: error });
+  }
+}
+
+function toCodedError(error: unknown, ctx: { jobId: string; label: string }): WriteCoordinatorError {
+  if (error instanceof WriteCoordinatorError) return error;
+  const code = sqliteCode(error);
+  const message = error instanceof Error ? error.message : String(error);
+  const options = { ...ctx, cause: error };
+  if (isConflict(code)) return new ConflictError(message, options);
+  if (isBusy(code)) return new BusyError(message, options);
+  return new InternalError(message, options);
+}

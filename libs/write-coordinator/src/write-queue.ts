@@ -1,0 +1,542 @@
+import {
+  CancelledError,
+  DrainingError,
+  QueueFullError,
+  ShutdownError,
+  TimeoutError,
+  WriteCoordinatorError,
+} from './errors';
+import { JobList, ListNode } from './job-list';
+import { LatencySummary, LatencyWindow } from './latency-window';
+
+/** What a submitter does when the queue is at capacity. */
+export type WhenFull = 'wait' | 'reject';
+
+/** Lifecycle state of a queue (and of the coordinator around it). */
+export type WriteQueueState = 'running' | 'draining' | 'stopped';
+
+/** @internal Settings of a {@link WriteQueue}, already validated. */
+export interface WriteQueueSettings {
+  /** Capacity of the queue of waiting jobs (> 0). */
+  capacity: number;
+  whenFull: WhenFull;
+  /** Default deadline of a job in ms from submission; undefined = none. */
+  timeoutMs: number | undefined;
+}
+
+/** Per-job options accepted by the queue. */
+export interface EnqueueOptions {
+  /** Aborting it cancels the job (see API.md, Deadlines and cancellation). */
+  signal?: AbortSignal;
+  /** Deadline in ms from submission; overrides the queue default. */
+  timeoutMs?: number;
+  /** Free-form label carried in events, errors and metrics. */
+  label?: string;
+}
+
+/** @internal What a job function receives from the queue. */
+export interface JobContext {
+  readonly jobId: string;
+  readonly label: string | undefined;
+  /** Aborted when the job is cancelled or passes its deadline while running. */
+  readonly signal: AbortSignal;
+  /**
+   * Claims the right to commit. Returns false when the caller was already rejected (cancelled or
+   * timed out): the job must then not commit. After `true` the job can no longer be cancelled or
+   * time out, so a commit that has begun is always reported to its caller.
+   */
+  claimCommit(): boolean;
+}
+
+/** @internal Identity of a job as seen by observers. */
+export interface JobInfo {
+  readonly jobId: string;
+  readonly label: string | undefined;
+}
+
+/**
+ * @internal Receives the queue's state changes, always after the state is updated. The queue
+ * shields itself from observers that throw.
+ */
+export interface WriteQueueObserver {
+  jobAccepted?(job: JobInfo, queueDepth: number): void;
+  jobStarted?(job: JobInfo, waitMs: number): void;
+  jobCompleted?(job: JobInfo, waitMs: number, runMs: number): void;
+  jobFailed?(job: JobInfo, error: unknown): void;
+  jobRejected?(job: JobInfo, error: WriteCoordinatorError): void;
+  queueSaturated?(queueDepth: number): void;
+  queueDrained?(): void;
+}
+
+/** A consistent snapshot of a queue's counters and gauges. */
+export interface QueueMetrics {
+  /** Jobs that entered the queue. */
+  accepted: number;
+  /** Jobs whose work returned (and, for the coordinator, whose transaction committed). */
+  completed: number;
+  /** Jobs whose work threw (rolled back). */
+  failed: number;
+  /** Submissions refused before entering the queue, whatever their code. */
+  rejected: number;
+  /** Accepted jobs cancelled by their signal, while waiting or while running. */
+  cancelled: number;
+  /** Accepted jobs that passed their deadline, while waiting or while running. */
+  timedOut: number;
+  /** Queued jobs rejected by `shutdown()`; they never ran. */
+  dropped: number;
+  /** Jobs waiting in the queue now (never above `maxQueue`). */
+  queueDepth: number;
+  /** Capacity of the queue. */
+  maxQueue: number;
+  /** 1 while a job runs, else 0. */
+  running: number;
+  /** Highest `queueDepth` seen. */
+  peakQueueDepth: number;
+  /** Submitters blocked by a full queue under `whenFull: 'wait'` (not yet accepted). */
+  waitingForRoom: number;
+  /** Lifecycle state. */
+  state: WriteQueueState;
+  /** How long the running job has been running, in ms (0 when idle). */
+  runningForMs: number;
+  /** How long the oldest waiting job (or blocked submitter) has waited, in ms (0 when none). */
+  oldestWaitMs: number;
+  /** Time from submission to start, over recent jobs. */
+  waitMs: LatencySummary;
+  /** Time from start to settlement, over recent jobs. */
+  runMs: LatencySummary;
+}
+
+const enum Phase {
+  WaitingForRoom,
+  Queued,
+  Running,
+  Committing,
+  Done,
+}
+
+const enum EndReason {
+  None,
+  Cancelled,
+  TimedOut,
+}
+
+class Job<T = unknown> implements ListNode<Job>, JobContext, JobInfo {
+  prev: Job | null = null;
+  next: Job | null = null;
+  phase = Phase.Queued;
+  /** Set when the caller was rejected while the job was running; the result is then discarded. */
+  endReason = EndReason.None;
+  startedAt = 0;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  onAbort: (() => void) | undefined = undefined;
+  private controller: AbortController | undefined = undefined;
+
+  constructor(
+    readonly jobId: string,
+    readonly label: string | undefined,
+    readonly fn: (ctx: JobContext) => T | Promise<T>,
+    readonly submittedAt: number,
+    readonly callerSignal: AbortSignal | undefined,
+    readonly resolve: (value: T) => void,
+    readonly reject: (error: unknown) => void,
+  ) {}
+
+  /** Created lazily: most jobs never look at their signal. */
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
+
+  abortRun(reason: unknown): void {
+    this.controller ??= new AbortController();
+    this.controller.abort(reason);
+  }
+
+  claimCommit(): boolean {
+    if (this.endReason !== EndReason.None) return false;
+    this.phase = Phase.Committing;
+    this.disarm();
+    return true;
+  }
+
+  disarm(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.onAbort) this.callerSignal?.removeEventListener('abort', this.onAbort);
+    this.timer = undefined;
+    this.onAbort = undefined;
+  }
+}
+
+let nextQueueId = 0;
+
+/**
+ * Bounded FIFO with exactly one drain: jobs run one at a time, in the order they were accepted.
+ * It knows nothing about databases or Nest; the coordinator gives each job a transaction.
+ *
+ * Deadlines and aborts follow API.md: a job cancelled or expired while waiting is removed at once
+ * and never runs; one cancelled or expired while running has its caller rejected at once, its
+ * signal aborted, and holds the drain until its function settles (its result is discarded and it
+ * may not commit, see {@link JobContext.claimCommit}).
+ */
+export class WriteQueue {
+  private readonly queue = new JobList<Job>();
+  private readonly roomWaiters = new JobList<Job>();
+  /** The one running job. Invariant: never more than one; only `pump()` sets it. */
+  private active: Job | null = null;
+  private stateValue: WriteQueueState = 'running';
+  private stopped: { promise: Promise<void>; resolve: () => void } | undefined;
+  private idleWaiters: Array<() => void> = [];
+  private readonly idPrefix = `${(nextQueueId++).toString(36)}-`;
+  private jobSeq = 0;
+
+  private accepted = 0;
+  private completed = 0;
+  private failed = 0;
+  private rejected = 0;
+  private cancelled = 0;
+  private timedOut = 0;
+  private dropped = 0;
+  private peakQueueDepth = 0;
+  private readonly waitLatency = new LatencyWindow();
+  private readonly runLatency = new LatencyWindow();
+
+  constructor(
+    private readonly settings: WriteQueueSettings,
+    private readonly observer: WriteQueueObserver = {},
+  ) {}
+
+  /** Lifecycle state: `running`, then `draining` after {@link drain}, `stopped` when done. */
+  get state(): WriteQueueState {
+    return this.stateValue;
+  }
+
+  /** True while a job runs. */
+  get isBusy(): boolean {
+    return this.active !== null;
+  }
+
+  /**
+   * Submits a job. Resolves with its value or rejects with its error (the same object), or with
+   * a {@link WriteCoordinatorError} when it was refused, cancelled, timed out or dropped.
+   */
+  enqueue<T>(fn: (ctx: JobContext) => T | Promise<T>, options: EnqueueOptions = {}): Promise<T> {
+    const jobId = this.nextJobId();
+    const { signal, label } = options;
+    const refusal = this.refusalFor(jobId, label, signal);
+    if (refusal) return this.rejectRefused({ jobId, label }, refusal);
+
+    const timeoutMs = options.timeoutMs ?? this.settings.timeoutMs;
+    const now = performance.now();
+    let job!: Job<T>;
+    const promise = new Promise<T>((resolve, reject) => {
+      job = new Job<T>(jobId, label, fn, now, signal, resolve, reject);
+    });
+    if (timeoutMs !== undefined) {
+      job.timer = setTimeout(() => this.expire(job as Job), timeoutMs);
+    }
+    if (signal) {
+      job.onAbort = () => this.cancel(job as Job);
+      signal.addEventListener('abort', job.onAbort, { once: true });
+    }
+
+    if (this.queue.size < this.settings.capacity && this.roomWaiters.size === 0) {
+      this.accept(job as Job);
+    } else {
+      job.phase = Phase.WaitingForRoom;
+      this.roomWaiters.push(job as Job);
+    }
+    return promise;
+  }
+
+  /**
+   * Counts and reports a submission refused before it reached the queue (used by the
+   * coordinator for refusals it decides itself, such as "not ready").
+   */
+  refuse<T = never>(label: string | undefined, makeError: (job: JobInfo) => WriteCoordinatorError): Promise<T> {
+    const job = { jobId: this.nextJobId(), label };
+    return this.rejectRefused(job, makeError(job));
+  }
+
+  /** Resolves the next time the queue is empty and no job runs (at once if so already). */
+  onIdle(): Promise<void> {
+    if (this.active === null && this.queue.size === 0 && this.roomWaiters.size === 0) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Graceful stop: refuses new work with `DRAINING`, runs every job already queued (and every
+   * submitter already waiting for room), then stops. Resolves once stopped.
+   */
+  drain(): Promise<void> {
+    if (this.stateValue === 'running') this.stateValue = 'draining';
+    const stopped = this.whenStopped();
+    this.stopIfIdle();
+    return stopped;
+  }
+
+  /**
+   * Hard stop: refuses new work with `SHUTDOWN`, rejects every queued job and every submitter
+   * waiting for room with `SHUTDOWN` (they never run), lets the running job finish. Resolves when
+   * the running job has settled.
+   */
+  shutdown(): Promise<void> {
+    const stopped = this.whenStopped();
+    this.stateValue = 'stopped';
+    for (let job = this.roomWaiters.shift(); job; job = this.roomWaiters.shift()) {
+      this.settleRefused(job, new ShutdownError('shutdown() was called while it waited for room', job));
+    }
+    for (let job = this.queue.shift(); job; job = this.queue.shift()) {
+      job.phase = Phase.Done;
+      job.disarm();
+      this.dropped++;
+      const error = new ShutdownError('shutdown() was called while it was queued; it never ran', job);
+      job.reject(error);
+      this.notify('jobFailed', job, error);
+    }
+    this.stopIfIdle();
+    return stopped;
+  }
+
+  /** A consistent snapshot of counters, gauges and recent latencies. */
+  metrics(): QueueMetrics {
+    const now = performance.now();
+    const oldest = this.roomWaiters.peek() ?? this.queue.peek();
+    return {
+      accepted: this.accepted,
+      completed: this.completed,
+      failed: this.failed,
+      rejected: this.rejected,
+      cancelled: this.cancelled,
+      timedOut: this.timedOut,
+      dropped: this.dropped,
+      queueDepth: this.queue.size,
+      maxQueue: this.settings.capacity,
+      running: this.active ? 1 : 0,
+      peakQueueDepth: this.peakQueueDepth,
+      waitingForRoom: this.roomWaiters.size,
+      state: this.stateValue,
+      runningForMs: this.active ? now - this.active.startedAt : 0,
+      oldestWaitMs: oldest ? now - oldest.submittedAt : 0,
+      waitMs: this.waitLatency.summary(),
+      runMs: this.runLatency.summary(),
+    };
+  }
+
+  private nextJobId(): string {
+    return this.idPrefix + (++this.jobSeq).toString(36);
+  }
+
+  private rejectRefused<T>(job: JobInfo, error: WriteCoordinatorError): Promise<T> {
+    this.rejected++;
+    this.notify('jobRejected', job, error);
+    return Promise.reject(error);
+  }
+
+  private refusalFor(
+    jobId: string,
+    label: string | undefined,
+    signal: AbortSignal | undefined,
+  ): WriteCoordinatorError | undefined {
+    const ctx = { jobId, label };
+    if (this.stateValue === 'draining') return new DrainingError('submit after drain() began', ctx);
+    if (this.stateValue === 'stopped') return new ShutdownError('submit after the coordinator stopped', ctx);
+    if (signal?.aborted) {
+      return new CancelledError('its signal was already aborted', { ...ctx, cause: signal.reason });
+    }
+    if (this.settings.whenFull === 'reject' && this.queue.size >= this.settings.capacity) {
+      return new QueueFullError(`${this.queue.size} of ${this.settings.capacity} slots are taken`, ctx);
+    }
+    return undefined;
+  }
+
+  private accept(job: Job): void {
+    job.phase = Phase.Queued;
+    this.queue.push(job);
+    this.accepted++;
+    const depth = this.queue.size;
+    if (depth > this.peakQueueDepth) this.peakQueueDepth = depth;
+    this.notify('jobAccepted', job, depth);
+    if (depth === this.settings.capacity) this.notify('queueSaturated', depth);
+    this.pump();
+  }
+
+  /** Starts the next job unless one is running. The only place that sets `active`. */
+  private pump(): void {
+    if (this.active !== null) return;
+    const job = this.queue.shift();
+    if (job === null) return;
+    this.active = job;
+    this.admitFromRoom();
+    void this.execute(job);
+  }
+
+  private admitFromRoom(): void {
+    while (this.queue.size < this.settings.capacity) {
+      const waiter = this.roomWaiters.shift();
+      if (!waiter) return;
+      this.accept(waiter);
+    }
+  }
+
+  private async execute(job: Job): Promise<void> {
+    job.phase = Phase.Running;
+    job.startedAt = performance.now();
+    const waitMs = job.startedAt - job.submittedAt;
+    this.waitLatency.record(waitMs);
+    this.notify('jobStarted', job, waitMs);
+
+    let ok = true;
+    let outcome: unknown;
+    try {
+      outcome = await job.fn(job);
+    } catch (error) {
+      ok = false;
+      outcome = error;
+    }
+
+    job.phase = Phase.Done;
+    job.disarm();
+    const runMs = performance.now() - job.startedAt;
+    this.runLatency.record(runMs);
+    this.active = null;
+    if (job.endReason === EndReason.TimedOut) {
+      this.timedOut++;
+      this.notify('jobFailed', job, ok ? new TimeoutError('deadline passed while running', job) : outcome);
+    } else if (job.endReason === EndReason.Cancelled) {
+      this.cancelled++;
+      this.notify('jobFailed', job, ok ? new CancelledError('aborted while running', job) : outcome);
+    } else if (ok) {
+      this.completed++;
+      job.resolve(outcome);
+      this.notify('jobCompleted', job, waitMs, runMs);
+    } else {
+      this.failed++;
+      job.reject(outcome);
+      this.notify('jobFailed', job, outcome);
+    }
+    this.afterJob();
+  }
+
+  private afterJob(): void {
+    this.pump();
+    if (this.active !== null) return;
+    this.notify('queueDrained');
+    this.releaseIdleWaiters();
+    this.stopIfIdle();
+  }
+
+  private expire(job: Job): void {
+    job.timer = undefined;
+    this.endEarly(job, EndReason.TimedOut, (ctx) =>
+      new TimeoutError(`its deadline passed while ${where(job)}`, ctx),
+    );
+  }
+
+  private cancel(job: Job): void {
+    job.onAbort = undefined;
+    this.endEarly(job, EndReason.Cancelled, (ctx) =>
+      new CancelledError(`its signal aborted while ${where(job)}`, { ...ctx, cause: job.callerSignal?.reason }),
+    );
+  }
+
+  /** Rejects the caller of a job that is cancelled or expired before it could commit. */
+  private endEarly(job: Job, reason: EndReason, makeError: (ctx: JobInfo) => WriteCoordinatorError): void {
+    switch (job.phase) {
+      case Phase.WaitingForRoom:
+        this.roomWaiters.remove(job);
+        this.settleRefused(job, makeError(job));
+        this.releaseIdleWaitersIfIdle();
+        return;
+      case Phase.Queued: {
+        this.queue.remove(job);
+        job.phase = Phase.Done;
+        job.disarm();
+        if (reason === EndReason.TimedOut) this.timedOut++;
+        else this.cancelled++;
+        const error = makeError(job);
+        job.reject(error);
+        this.notify('jobFailed', job, error);
+        this.admitFromRoom();
+        this.releaseIdleWaitersIfIdle();
+        this.stopIfIdle();
+        return;
+      }
+      case Phase.Running: {
+        job.endReason = reason;
+        job.disarm();
+        const error = makeError(job);
+        job.reject(error);
+        job.abortRun(error);
+        return;
+      }
+      default:
+        // Committing or done: the outcome is already decided, the caller will get it.
+        return;
+    }
+  }
+
+  /** Rejects a submitter that never entered the queue (it counts only as rejected). */
+  private settleRefused(job: Job, error: WriteCoordinatorError): void {
+    job.phase = Phase.Done;
+    job.disarm();
+    this.rejected++;
+    job.reject(error);
+    this.notify('jobRejected', job, error);
+  }
+
+  private whenStopped(): Promise<void> {
+    if (!this.stopped) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.stopped = { promise, resolve };
+    }
+    return this.stopped.promise;
+  }
+
+  private stopIfIdle(): void {
+    if (this.stateValue === 'running' || this.active !== null) return;
+    if (this.queue.size > 0 || this.roomWaiters.size > 0) return;
+    this.stateValue = 'stopped';
+    this.stopped?.resolve();
+  }
+
+  private releaseIdleWaitersIfIdle(): void {
+    if (this.active === null && this.queue.size === 0 && this.roomWaiters.size === 0) {
+      this.releaseIdleWaiters();
+    }
+  }
+
+  private releaseIdleWaiters(): void {
+    if (this.idleWaiters.length === 0 || this.roomWaiters.size > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** Observers run after the state change; one that throws must never stall the drain. */
+  private notify<K extends keyof WriteQueueObserver>(
+    event: K,
+    ...args: Parameters<NonNullable<WriteQueueObserver[K]>>
+  ): void {
+    const handler = this.observer[event] as ((...a: unknown[]) => void) | undefined;
+    if (handler === undefined) return;
+    try {
+      handler.apply(this.observer, args);
+    } catch {
+      // Observers are reporting hooks; their failure must not change the outcome of any job.
+    }
+  }
+}
+
+function where(job: Job): string {
+  switch (job.phase) {
+    case Phase.WaitingForRoom:
+      return 'it waited for room in a full queue; it never ran';
+    case Phase.Queued:
+      return 'it was queued; it never ran';
+    default:
+      return 'it was running; its transaction is rolled back, never committed';
+  }
+}
