@@ -43,7 +43,9 @@ export class WriteCoordinatorHealthIndicator {
    * @throws {InvalidOptionsError} for thresholds out of range (a programming error).
    */
   async isHealthy(key = 'writeCoordinator', options: WriteCoordinatorHealthOptions = {}): Promise<HealthIndicatorResult> {
-    const { coordinator: name = DEFAULT_COORDINATOR_NAME, maxQueueRatio, maxStallMs } = { ...DEFAULT_HEALTH, ...options };
+    const name = options.coordinator ?? DEFAULT_COORDINATOR_NAME;
+    const maxQueueRatio = options.maxQueueRatio ?? DEFAULT_HEALTH.maxQueueRatio;
+    const maxStallMs = options.maxStallMs ?? DEFAULT_HEALTH.maxStallMs;
     if (!(typeof maxQueueRatio === 'number' && maxQueueRatio > 0 && maxQueueRatio <= 1)) {
       throw new InvalidOptionsError('maxQueueRatio', 'a number in (0, 1]', maxQueueRatio, 'WriteCoordinatorHealthIndicator');
     }

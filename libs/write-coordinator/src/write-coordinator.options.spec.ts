@@ -1,0 +1,57 @@
+import { InvalidOptionsError } from './errors';
+import { resolveWriteCoordinatorOptions, WRITE_COORDINATOR_DEFAULTS } from './write-coordinator.options';
+
+describe('resolveWriteCoordinatorOptions', () => {
+  it('fills every default', () => {
+    expect(resolveWriteCoordinatorOptions()).toEqual(WRITE_COORDINATOR_DEFAULTS);
+    expect(resolveWriteCoordinatorOptions({})).toEqual(WRITE_COORDINATOR_DEFAULTS);
+  });
+
+  it.each([0, -1, -256])('treats queueSize %p (<= 0) as 256, as the seed does', (queueSize) => {
+    expect(resolveWriteCoordinatorOptions({ queueSize }).queueSize).toBe(256);
+  });
+
+  it('keeps valid values', () => {
+    expect(
+      resolveWriteCoordinatorOptions({ name: 'audit', dataSource: 'audit', queueSize: 8, whenFull: 'reject', timeoutMs: 50, isGlobal: true, shutdownGraceMs: 0 }),
+    ).toMatchObject({ name: 'audit', dataSource: 'audit', queueSize: 8, whenFull: 'reject', timeoutMs: 50, isGlobal: true, shutdownGraceMs: 0 });
+  });
+
+  it('returns a frozen object', () => {
+    expect(Object.isFrozen(resolveWriteCoordinatorOptions({ queueSize: 3 }))).toBe(true);
+  });
+
+  describe('when an option is invalid', () => {
+    it.each<[string, Record<string, unknown>, string]>([
+      ['queueSize', { queueSize: 2.5 }, 'queueSize must be an integer (received 2.5, number)'],
+      ['queueSize', { queueSize: Number.NaN }, 'queueSize must be an integer (received NaN, number)'],
+      ['queueSize', { queueSize: Infinity }, 'queueSize must be an integer (received Infinity, number)'],
+      ['queueSize', { queueSize: '10' }, "queueSize must be an integer (received '10', string)"],
+      ['whenFull', { whenFull: 'drop' }, "whenFull must be 'wait' or 'reject' (received 'drop', string)"],
+      ['timeoutMs', { timeoutMs: 0 }, 'timeoutMs must be a finite number of ms greater than 0 (received 0, number)'],
+      ['timeoutMs', { timeoutMs: -5 }, 'timeoutMs must be a finite number of ms greater than 0 (received -5, number)'],
+      ['timeoutMs', { timeoutMs: Infinity }, 'timeoutMs must be a finite number of ms greater than 0 (received Infinity, number)'],
+      ['name', { name: '' }, "name must be a non-empty string (received '', string)"],
+      ['name', { name: 7 }, 'name must be a non-empty string (received 7, number)'],
+      ['dataSource', { dataSource: {} }, 'dataSource must be a TypeORM DataSource or the non-empty name it was registered under (received object)'],
+      ['isGlobal', { isGlobal: 'yes' }, "isGlobal must be a boolean (received 'yes', string)"],
+      ['shutdownGraceMs', { shutdownGraceMs: -1 }, 'shutdownGraceMs must be a finite number of ms, 0 or more (received -1, number)'],
+      ['publisher', { publisher: {} }, 'publisher must be an object with a publish(change) method (received object)'],
+      ['queSize', { queSize: 5 }, 'queSize must be one of the known options'],
+    ])('refuses %s with INVALID_OPTIONS naming field, expectation and value (%p)', (field, options, message) => {
+      let error: unknown;
+      try {
+        resolveWriteCoordinatorOptions(options as never);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect(error).toMatchObject({ code: 'INVALID_OPTIONS', field, retryable: false });
+      expect((error as Error).message).toContain(message);
+    });
+
+    it('refuses options that are not an object', () => {
+      expect(() => resolveWriteCoordinatorOptions(42 as never)).toThrow('options must be an object (received 42, number)');
+    });
+  });
+});

@@ -1,0 +1,100 @@
+import { INestApplication } from '@nestjs/common';
+import { WriteCoordinator, WriteCoordinatorEvents } from '@app/write-coordinator';
+import { EventRecorder } from './fixtures/event.recorder';
+import { ItemHandlers } from './fixtures/item.handlers';
+import { committedItems, tempDir } from './fixtures/temp-sqlite';
+import { createTestingApp } from './fixtures/testing-app';
+
+describe('WriteCoordinator.submit() (seed parity)', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let app: INestApplication;
+  let coordinator: WriteCoordinator;
+  const rows = () => committedItems(tmp.file('submit.db'));
+
+  beforeEach(async () => {
+    tmp = tempDir();
+    app = await createTestingApp({ database: tmp.file('submit.db'), providers: [ItemHandlers, EventRecorder] });
+    coordinator = app.get(WriteCoordinator);
+  });
+  afterEach(async () => {
+    await app.close();
+    tmp.cleanup();
+  });
+
+  it('fails an unknown method with METHOD_NOT_FOUND, counted as accepted and failed', async () => {
+    await expect(coordinator.submit({ method: 'nope' })).rejects.toMatchObject({ code: 'METHOD_NOT_FOUND', retryable: false });
+    expect(coordinator.metrics()).toMatchObject({ accepted: 1, failed: 1, completed: 0 });
+  });
+
+  it('runs a known method and resolves with a JSON copy of its result', async () => {
+    const result = await coordinator.submit({ method: 'item.add', params: { key: 'a' }, meta: { requestId: 'r1' } });
+    expect(result).toEqual({ id: 1, key: 'a', at: '1970-01-01T00:00:00.000Z' });
+    expect((await rows()).map((r) => r.key)).toEqual(['a']);
+    expect(coordinator.metrics()).toMatchObject({ accepted: 1, completed: 1 });
+  });
+
+  it('publishes a change after commit only, in commit order', async () => {
+    const recorder = app.get(EventRecorder);
+    await coordinator.submit({ method: 'item.add', params: { key: 'a' }, meta: { requestId: 'r1' } });
+    await expect(coordinator.submit({ method: 'item.add', params: { key: 'a' } })).rejects.toMatchObject({ code: 'CONFLICT' });
+    await coordinator.submit({ method: 'item.add', params: { key: 'b' } });
+    const changes = recorder.events.filter((e) => e.name === WriteCoordinatorEvents.Change).map((e) => e.payload);
+    expect(changes).toEqual([
+      expect.objectContaining({ method: 'item.add', topic: 'item.add', params: { key: 'a' }, meta: { requestId: 'r1' } }),
+      expect.objectContaining({ method: 'item.add', params: { key: 'b' } }),
+    ]);
+  });
+
+  it('fails with INVALID_PARAMS when validate() refuses, before anything is written', async () => {
+    await expect(coordinator.submit({ method: 'item.add', params: { key: 42 } })).rejects.toMatchObject({
+      code: 'INVALID_PARAMS',
+    });
+    expect(await rows()).toHaveLength(0);
+  });
+
+  it('passes an InvalidParamsError thrown by the handler through as INVALID_PARAMS', async () => {
+    await expect(coordinator.submit({ method: 'item.addChecked', params: {} })).rejects.toMatchObject({
+      code: 'INVALID_PARAMS',
+      message: expect.stringContaining('key must be a string'),
+    });
+  });
+
+  it('maps a UNIQUE violation to CONFLICT and writes nothing of that job', async () => {
+    await coordinator.submit({ method: 'item.add', params: { key: 'dup' } });
+    await expect(coordinator.submit({ method: 'item.add', params: { key: 'dup' } })).rejects.toMatchObject({
+      code: 'CONFLICT',
+      retryable: false,
+    });
+    expect(await rows()).toHaveLength(1);
+  });
+
+  it('fails with INTERNAL and rolls back when the result is not JSON-serialisable', async () => {
+    await expect(coordinator.submit({ method: 'item.addThenBreak', params: { key: 'x' } })).rejects.toMatchObject({
+      code: 'INTERNAL',
+    });
+    expect(await rows()).toHaveLength(0);
+  });
+
+  it('refuses a malformed request with INVALID_PARAMS, counted as rejected', async () => {
+    await expect(coordinator.submit({} as never)).rejects.toMatchObject({ code: 'INVALID_PARAMS' });
+    await expect(coordinator.submit(null as never)).rejects.toMatchObject({ code: 'INVALID_PARAMS' });
+    expect(coordinator.metrics()).toMatchObject({ accepted: 0, rejected: 2 });
+  });
+
+  it('fails a submission after shutdown with SHUTDOWN', async () => {
+    await coordinator.shutdown();
+    await expect(coordinator.submit({ method: 'item.add', params: { key: 'a' } })).rejects.toMatchObject({
+      code: 'SHUTDOWN',
+      retryable: true,
+    });
+    expect(await rows()).toHaveLength(0);
+  });
+
+  it('fails a pre-aborted submission with CANCELLED and never runs it', async () => {
+    await expect(
+      coordinator.submit({ method: 'item.add', params: { key: 'a' } }, { signal: AbortSignal.abort() }),
+    ).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(await rows()).toHaveLength(0);
+    expect(coordinator.metrics()).toMatchObject({ accepted: 0, rejected: 1 });
+  });
+});
