@@ -1,0 +1,37 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DynamicModule, Module } from '@nestjs/common';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { WriteCoordinatorModule } from '@app/write-coordinator';
+import { DemoConfig } from './config';
+import { HealthModule } from './health/health.module';
+import { LedgerModule } from './ledger/ledger.module';
+
+/** The ledger demo: TypeORM on an embedded SQLite file, every write through the coordinator. */
+@Module({})
+export class AppModule {
+  static forRoot(config: DemoConfig): DynamicModule {
+    mkdirSync(dirname(config.databasePath), { recursive: true });
+    return {
+      module: AppModule,
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'better-sqlite3',
+          database: config.databasePath,
+          enableWAL: true,
+          autoLoadEntities: true,
+          synchronize: true,
+        }),
+        EventEmitterModule.forRoot(),
+        WriteCoordinatorModule.forRoot({
+          queueSize: config.writeQueueSize,
+          timeoutMs: config.writeTimeoutMs,
+          isGlobal: true,
+        }),
+        LedgerModule,
+        HealthModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,29 @@
+import { Controller, Get } from '@nestjs/common';
+import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
+import { WriteCoordinator, WriteCoordinatorHealthIndicator } from '@app/write-coordinator';
+
+@Controller()
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly writes: WriteCoordinatorHealthIndicator,
+    private readonly database: TypeOrmHealthIndicator,
+    private readonly coordinator: WriteCoordinator,
+  ) {}
+
+  /** Readiness: 503 while the coordinator drains or is stopped, saturated or stalled, or the database is down. */
+  @Get('health')
+  @HealthCheck()
+  check() {
+    return this.health.check([
+      () => this.writes.isHealthy('writeCoordinator', { maxQueueRatio: 0.9, maxStallMs: 15_000 }),
+      () => this.database.pingCheck('database'),
+    ]);
+  }
+
+  /** The coordinator's metrics snapshot as JSON. */
+  @Get('metrics')
+  metrics() {
+    return this.coordinator.metrics();
+  }
+}
