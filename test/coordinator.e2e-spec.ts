@@ -79,7 +79,13 @@ describe('WriteCoordinator on a real SQLite file', () => {
         Array.from({ length: JOBS }, (_, job) => job).filter((job) => job % 5 !== 4),
       );
       for (const steps of byJob.values()) expect(steps).toEqual([1, 2]);
-      expect(coordinator.metrics()).toMatchObject({ accepted: 50, completed: 40, failed: 10, queueDepth: 0, running: 0 });
+      expect(coordinator.metrics()).toMatchObject({
+        accepted: 50,
+        completed: 40,
+        failed: 10,
+        queueDepth: 0,
+        running: 0,
+      });
     });
 
     it('rejects with the same error object the work threw and leaves nothing behind', async () => {
@@ -136,7 +142,9 @@ describe('WriteCoordinator on a real SQLite file', () => {
       const coordinator = app.get(WriteCoordinator);
       const result = await coordinator.run(async (manager) => {
         await manager.insert(Item, { key: 'outer', job: 1, step: 1 });
-        const inner = await coordinator.run((m) => m.insert(Item, { key: 'inner', job: 1, step: 2 }).then(() => 'inner ok'));
+        const inner = await coordinator.run((m) =>
+          m.insert(Item, { key: 'inner', job: 1, step: 2 }).then(() => 'inner ok'),
+        );
         await coordinator
           .run(async (m) => {
             await m.insert(Item, { key: 'rolled-back', job: 1, step: 3 });

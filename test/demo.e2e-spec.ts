@@ -15,7 +15,12 @@ describe('ledger demo over HTTP', () => {
     tmp = tempDir();
     const moduleRef = await Test.createTestingModule({
       imports: [
-        AppModule.forRoot({ port: 0, databasePath: tmp.file('nested/ledger.db'), writeTimeoutMs: 10_000, writeQueueSize: 1024 }),
+        AppModule.forRoot({
+          port: 0,
+          databasePath: tmp.file('nested/ledger.db'),
+          writeTimeoutMs: 10_000,
+          writeQueueSize: 1024,
+        }),
       ],
     }).compile();
     app = setupApp(moduleRef.createNestApplication({ logger: false }));
@@ -29,7 +34,10 @@ describe('ledger demo over HTTP', () => {
   const openAccounts = async (count: number, initialBalance: number) => {
     const ids: number[] = [];
     for (let i = 0; i < count; i++) {
-      const res = await http().post('/accounts').send({ name: `acc-${i}`, initialBalance }).expect(201);
+      const res = await http()
+        .post('/accounts')
+        .send({ name: `acc-${i}`, initialBalance })
+        .expect(201);
       ids.push(res.body.id);
     }
     return ids;

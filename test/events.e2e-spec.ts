@@ -35,10 +35,13 @@ describe('WriteCoordinator events', () => {
     const coordinator = app.get(WriteCoordinator);
     const recorder = app.get(EventRecorder);
     const gate = deferred();
-    const a = coordinator.run(async (m) => {
-      await m.insert(Item, { key: 'a', job: 1, step: 1 });
-      await gate.promise;
-    }, { label: 'a' });
+    const a = coordinator.run(
+      async (m) => {
+        await m.insert(Item, { key: 'a', job: 1, step: 1 });
+        await gate.promise;
+      },
+      { label: 'a' },
+    );
     const b = coordinator.run(() => Promise.reject(new Error('b fails')), { label: 'b' });
     const c = coordinator.run(async () => 'c', { label: 'c' });
     await expect(c).rejects.toMatchObject({ code: 'QUEUE_FULL' });
@@ -59,12 +62,21 @@ describe('WriteCoordinator events', () => {
       'queue.drained',
     ]);
     const payload = (name: string) => recorder.events.find((e) => e.name === name)!.payload;
-    expect(payload(WriteCoordinatorEvents.JobAccepted)).toEqual({ coordinator: 'default', jobId: expect.any(String), label: 'a', queueDepth: 1 });
+    expect(payload(WriteCoordinatorEvents.JobAccepted)).toEqual({
+      coordinator: 'default',
+      jobId: expect.any(String),
+      label: 'a',
+      queueDepth: 1,
+    });
     expect(payload(WriteCoordinatorEvents.JobCompleted)).toEqual(
       expect.objectContaining({ label: 'a', waitMs: expect.any(Number), runMs: expect.any(Number) }),
     );
-    expect(payload(WriteCoordinatorEvents.JobRejected)).toEqual(expect.objectContaining({ label: 'c', code: 'QUEUE_FULL' }));
-    expect(payload(WriteCoordinatorEvents.JobFailed)).toEqual(expect.objectContaining({ label: 'b', error: expect.any(Error) }));
+    expect(payload(WriteCoordinatorEvents.JobRejected)).toEqual(
+      expect.objectContaining({ label: 'c', code: 'QUEUE_FULL' }),
+    );
+    expect(payload(WriteCoordinatorEvents.JobFailed)).toEqual(
+      expect.objectContaining({ label: 'b', error: expect.any(Error) }),
+    );
   });
 
   it('keeps draining when a listener throws (decorated or raw)', async () => {

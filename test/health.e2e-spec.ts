@@ -51,7 +51,11 @@ describe('WriteCoordinatorHealthIndicator over HTTP', () => {
     const gate = deferred();
     const jobs = Array.from({ length: 3 }, () => coordinator.run(() => gate.promise));
     const down = await request(app.getHttpServer()).get('/health').expect(503);
-    expect(down.body.details.writes).toMatchObject({ status: 'down', queueDepth: 2, reason: expect.stringContaining('queue at 2/4') });
+    expect(down.body.details.writes).toMatchObject({
+      status: 'down',
+      queueDepth: 2,
+      reason: expect.stringContaining('queue at 2/4'),
+    });
     gate.resolve();
     await Promise.all(jobs);
     await request(app.getHttpServer()).get('/health').expect(200);
@@ -70,11 +74,17 @@ describe('WriteCoordinatorHealthIndicator over HTTP', () => {
   it('goes down (503) once the coordinator is stopped', async () => {
     await coordinator.shutdown();
     const res = await request(app.getHttpServer()).get('/health').expect(503);
-    expect(res.body.details.writes).toMatchObject({ status: 'down', state: 'stopped', reason: 'coordinator is stopped' });
+    expect(res.body.details.writes).toMatchObject({
+      status: 'down',
+      state: 'stopped',
+      reason: 'coordinator is stopped',
+    });
   });
 
   it('reports down for a coordinator name that does not exist', async () => {
     const result = await app.get(WriteCoordinatorHealthIndicator).isHealthy('x', { coordinator: 'nope' });
-    expect(result).toEqual({ x: { status: 'down', coordinator: 'nope', reason: "no coordinator named 'nope' is registered" } });
+    expect(result).toEqual({
+      x: { status: 'down', coordinator: 'nope', reason: "no coordinator named 'nope' is registered" },
+    });
   });
 });

@@ -44,7 +44,9 @@ describe('WriteCoordinator in the Nest lifecycle', () => {
     setTimeout(() => gate.resolve(), 120);
     await app.close();
     const settled = await Promise.allSettled(queued);
-    expect(settled.every((s) => s.status === 'rejected' && (s.reason as { code?: string }).code === 'SHUTDOWN')).toBe(true);
+    expect(settled.every((s) => s.status === 'rejected' && (s.reason as { code?: string }).code === 'SHUTDOWN')).toBe(
+      true,
+    );
     expect(neverRun).not.toHaveBeenCalled();
     await expect(slow).resolves.toBeUndefined();
     expect((await committedItems(tmp.file('life.db'))).map((i) => i.key)).toEqual(['slow']);

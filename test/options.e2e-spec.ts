@@ -26,7 +26,8 @@ describe('WriteCoordinatorModule bootstrap', () => {
 
   const boot = async (...imports: unknown[]) => {
     const moduleRef = await Test.createTestingModule({
-      imports: [TypeOrmModule.forRoot(sqliteOptions(tmp.file('opts.db'))), ...(imports as never[])],
+      // No retries: a failed bootstrap must not leave TypeORM reconnecting after the test.
+      imports: [TypeOrmModule.forRoot({ ...sqliteOptions(tmp.file('opts.db')), retryAttempts: 0 }), ...(imports as never[])],
     }).compile();
     const app = moduleRef.createNestApplication({ logger: false });
     await app.init();
@@ -66,9 +67,7 @@ describe('WriteCoordinatorModule bootstrap', () => {
   });
 
   it('builds a named coordinator from useClass, with its options', async () => {
-    const app = await boot(
-      WriteCoordinatorModule.forRootAsync({ name: 'async', useClass: OptionsFactory }),
-    );
+    const app = await boot(WriteCoordinatorModule.forRootAsync({ name: 'async', useClass: OptionsFactory }));
     const coordinator = app.get<WriteCoordinator>(getWriteCoordinatorToken('async'));
     expect(coordinator.name).toBe('async');
     expect(coordinator.metrics()).toMatchObject({ maxQueue: 7 });

@@ -22,7 +22,10 @@ describe('WriteCoordinator.submit() (seed parity)', () => {
   });
 
   it('fails an unknown method with METHOD_NOT_FOUND, counted as accepted and failed', async () => {
-    await expect(coordinator.submit({ method: 'nope' })).rejects.toMatchObject({ code: 'METHOD_NOT_FOUND', retryable: false });
+    await expect(coordinator.submit({ method: 'nope' })).rejects.toMatchObject({
+      code: 'METHOD_NOT_FOUND',
+      retryable: false,
+    });
     expect(coordinator.metrics()).toMatchObject({ accepted: 1, failed: 1, completed: 0 });
   });
 
@@ -36,11 +39,18 @@ describe('WriteCoordinator.submit() (seed parity)', () => {
   it('publishes a change after commit only, in commit order', async () => {
     const recorder = app.get(EventRecorder);
     await coordinator.submit({ method: 'item.add', params: { key: 'a' }, meta: { requestId: 'r1' } });
-    await expect(coordinator.submit({ method: 'item.add', params: { key: 'a' } })).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(coordinator.submit({ method: 'item.add', params: { key: 'a' } })).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
     await coordinator.submit({ method: 'item.add', params: { key: 'b' } });
     const changes = recorder.events.filter((e) => e.name === WriteCoordinatorEvents.Change).map((e) => e.payload);
     expect(changes).toEqual([
-      expect.objectContaining({ method: 'item.add', topic: 'item.add', params: { key: 'a' }, meta: { requestId: 'r1' } }),
+      expect.objectContaining({
+        method: 'item.add',
+        topic: 'item.add',
+        params: { key: 'a' },
+        meta: { requestId: 'r1' },
+      }),
       expect.objectContaining({ method: 'item.add', params: { key: 'b' } }),
     ]);
   });

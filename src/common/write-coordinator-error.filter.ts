@@ -29,6 +29,8 @@ export class WriteCoordinatorErrorFilter implements ExceptionFilter<WriteCoordin
     const response = host.switchToHttp().getResponse<JsonResponse>();
     const status = STATUS[error.code] ?? HttpStatus.INTERNAL_SERVER_ERROR;
     if (status === HttpStatus.SERVICE_UNAVAILABLE && error.retryable) response.setHeader('Retry-After', '1');
-    response.status(status).json({ statusCode: status, code: error.code, retryable: error.retryable, message: error.message });
+    response
+      .status(status)
+      .json({ statusCode: status, code: error.code, retryable: error.retryable, message: error.message });
   }
 }

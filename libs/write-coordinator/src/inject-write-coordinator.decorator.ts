@@ -16,6 +16,8 @@ export function getWriteCoordinatorToken(name: string = DEFAULT_COORDINATOR_NAME
  * @example
  * constructor(@InjectWriteCoordinator('audit') private readonly audit: WriteCoordinator) {}
  */
-export function InjectWriteCoordinator(name: string = DEFAULT_COORDINATOR_NAME): PropertyDecorator & ParameterDecorator {
+export function InjectWriteCoordinator(
+  name: string = DEFAULT_COORDINATOR_NAME,
+): PropertyDecorator & ParameterDecorator {
   return Inject(getWriteCoordinatorToken(name));
 }

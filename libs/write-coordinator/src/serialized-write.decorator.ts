@@ -1,5 +1,9 @@
 import { CoordinatorNotReadyError, InvalidOptionsError } from './errors';
-import { ATTACHED_COORDINATORS, DEFAULT_COORDINATOR_NAME, SERIALIZED_WRITE_METADATA } from './write-coordinator.constants';
+import {
+  ATTACHED_COORDINATORS,
+  DEFAULT_COORDINATOR_NAME,
+  SERIALIZED_WRITE_METADATA,
+} from './write-coordinator.constants';
 import { validateCallOptions } from './write-coordinator.options';
 import type { WriteCoordinator } from './write-coordinator.service';
 
@@ -68,7 +72,9 @@ export function SerializedWrite(options: SerializedWriteOptions = {}): MethodDec
     const runOptions = { label: metadata.label, timeoutMs: metadata.timeoutMs };
 
     const wrapper = function (this: unknown, ...args: unknown[]): Promise<unknown> {
-      const attached = (this as { [ATTACHED_COORDINATORS]?: AttachedCoordinators } | undefined)?.[ATTACHED_COORDINATORS];
+      const attached = (this as { [ATTACHED_COORDINATORS]?: AttachedCoordinators } | undefined)?.[
+        ATTACHED_COORDINATORS
+      ];
       const instance = attached?.get(coordinator);
       if (!instance) {
         return Promise.reject(

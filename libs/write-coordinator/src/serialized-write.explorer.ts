@@ -1,7 +1,11 @@
 import { Logger, OnModuleInit } from '@nestjs/common';
 import type { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { AttachedCoordinators, SerializedWriteMetadata } from './serialized-write.decorator';
-import { ATTACHED_COORDINATORS, SERIALIZED_WRITE_METADATA, WRITE_HANDLER_METADATA } from './write-coordinator.constants';
+import {
+  ATTACHED_COORDINATORS,
+  SERIALIZED_WRITE_METADATA,
+  WRITE_HANDLER_METADATA,
+} from './write-coordinator.constants';
 import type { WriteCoordinator } from './write-coordinator.service';
 import type { WriteHandlerMetadata } from './write-handler.decorator';
 
@@ -46,7 +50,12 @@ export class SerializedWriteExplorer implements OnModuleInit {
         this.logger.warn(`@WriteHandler on ${origin} ignored: handlers must live on singleton providers`);
         continue;
       }
-      this.coordinator.registerHandler(handler.method, (params, manager) => method.call(target, params, manager), origin, handler.validate);
+      this.coordinator.registerHandler(
+        handler.method,
+        (params, manager) => method.call(target, params, manager),
+        origin,
+        handler.validate,
+      );
     }
     if (serialized) this.attach(target);
   }

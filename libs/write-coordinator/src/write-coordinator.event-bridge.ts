@@ -33,7 +33,11 @@ export function createEventBridge(coordinator: string, emitter: EventEmitter2): 
         ...(error instanceof WriteCoordinatorError ? { code: error.code } : {}),
       } satisfies JobFailedEvent),
     jobRejected: (job, error) =>
-      emitter.emit(WriteCoordinatorEvents.JobRejected, { ...base(job), code: error.code, error } satisfies JobRejectedEvent),
+      emitter.emit(WriteCoordinatorEvents.JobRejected, {
+        ...base(job),
+        code: error.code,
+        error,
+      } satisfies JobRejectedEvent),
     queueSaturated: (queueDepth) =>
       emitter.emit(WriteCoordinatorEvents.QueueSaturated, { coordinator, queueDepth } satisfies QueueSaturatedEvent),
     queueDrained: () => emitter.emit(WriteCoordinatorEvents.QueueDrained, { coordinator } satisfies QueueDrainedEvent),

@@ -42,19 +42,33 @@ export class WriteCoordinatorHealthIndicator {
    * @param key the key of this indicator in the health report. @default 'writeCoordinator'
    * @throws {InvalidOptionsError} for thresholds out of range (a programming error).
    */
-  async isHealthy(key = 'writeCoordinator', options: WriteCoordinatorHealthOptions = {}): Promise<HealthIndicatorResult> {
+  async isHealthy(
+    key = 'writeCoordinator',
+    options: WriteCoordinatorHealthOptions = {},
+  ): Promise<HealthIndicatorResult> {
     const name = options.coordinator ?? DEFAULT_COORDINATOR_NAME;
     const maxQueueRatio = options.maxQueueRatio ?? DEFAULT_HEALTH.maxQueueRatio;
     const maxStallMs = options.maxStallMs ?? DEFAULT_HEALTH.maxStallMs;
     if (!(typeof maxQueueRatio === 'number' && maxQueueRatio > 0 && maxQueueRatio <= 1)) {
-      throw new InvalidOptionsError('maxQueueRatio', 'a number in (0, 1]', maxQueueRatio, 'WriteCoordinatorHealthIndicator');
+      throw new InvalidOptionsError(
+        'maxQueueRatio',
+        'a number in (0, 1]',
+        maxQueueRatio,
+        'WriteCoordinatorHealthIndicator',
+      );
     }
     if (!(typeof maxStallMs === 'number' && maxStallMs > 0)) {
-      throw new InvalidOptionsError('maxStallMs', 'a number of ms greater than 0', maxStallMs, 'WriteCoordinatorHealthIndicator');
+      throw new InvalidOptionsError(
+        'maxStallMs',
+        'a number of ms greater than 0',
+        maxStallMs,
+        'WriteCoordinatorHealthIndicator',
+      );
     }
     const indicator = this.health.check(key);
     const coordinator = this.find(name);
-    if (!coordinator) return indicator.down({ coordinator: name, reason: `no coordinator named '${name}' is registered` });
+    if (!coordinator)
+      return indicator.down({ coordinator: name, reason: `no coordinator named '${name}' is registered` });
 
     const metrics = coordinator.metrics();
     const reason = unhealthyReason(coordinator, metrics, maxQueueRatio, maxStallMs);

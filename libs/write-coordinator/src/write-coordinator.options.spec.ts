@@ -13,8 +13,24 @@ describe('resolveWriteCoordinatorOptions', () => {
 
   it('keeps valid values', () => {
     expect(
-      resolveWriteCoordinatorOptions({ name: 'audit', dataSource: 'audit', queueSize: 8, whenFull: 'reject', timeoutMs: 50, isGlobal: true, shutdownGraceMs: 0 }),
-    ).toMatchObject({ name: 'audit', dataSource: 'audit', queueSize: 8, whenFull: 'reject', timeoutMs: 50, isGlobal: true, shutdownGraceMs: 0 });
+      resolveWriteCoordinatorOptions({
+        name: 'audit',
+        dataSource: 'audit',
+        queueSize: 8,
+        whenFull: 'reject',
+        timeoutMs: 50,
+        isGlobal: true,
+        shutdownGraceMs: 0,
+      }),
+    ).toMatchObject({
+      name: 'audit',
+      dataSource: 'audit',
+      queueSize: 8,
+      whenFull: 'reject',
+      timeoutMs: 50,
+      isGlobal: true,
+      shutdownGraceMs: 0,
+    });
   });
 
   it('returns a frozen object', () => {
@@ -30,12 +46,24 @@ describe('resolveWriteCoordinatorOptions', () => {
       ['whenFull', { whenFull: 'drop' }, "whenFull must be 'wait' or 'reject' (received 'drop', string)"],
       ['timeoutMs', { timeoutMs: 0 }, 'timeoutMs must be a finite number of ms greater than 0 (received 0, number)'],
       ['timeoutMs', { timeoutMs: -5 }, 'timeoutMs must be a finite number of ms greater than 0 (received -5, number)'],
-      ['timeoutMs', { timeoutMs: Infinity }, 'timeoutMs must be a finite number of ms greater than 0 (received Infinity, number)'],
+      [
+        'timeoutMs',
+        { timeoutMs: Infinity },
+        'timeoutMs must be a finite number of ms greater than 0 (received Infinity, number)',
+      ],
       ['name', { name: '' }, "name must be a non-empty string (received '', string)"],
       ['name', { name: 7 }, 'name must be a non-empty string (received 7, number)'],
-      ['dataSource', { dataSource: {} }, 'dataSource must be a TypeORM DataSource or the non-empty name it was registered under (received object)'],
+      [
+        'dataSource',
+        { dataSource: {} },
+        'dataSource must be a TypeORM DataSource or the non-empty name it was registered under (received object)',
+      ],
       ['isGlobal', { isGlobal: 'yes' }, "isGlobal must be a boolean (received 'yes', string)"],
-      ['shutdownGraceMs', { shutdownGraceMs: -1 }, 'shutdownGraceMs must be a finite number of ms, 0 or more (received -1, number)'],
+      [
+        'shutdownGraceMs',
+        { shutdownGraceMs: -1 },
+        'shutdownGraceMs must be a finite number of ms, 0 or more (received -1, number)',
+      ],
       ['publisher', { publisher: {} }, 'publisher must be an object with a publish(change) method (received object)'],
       ['queSize', { queSize: 5 }, 'queSize must be one of the known options'],
     ])('refuses %s with INVALID_OPTIONS naming field, expectation and value (%p)', (field, options, message) => {
@@ -51,7 +79,9 @@ describe('resolveWriteCoordinatorOptions', () => {
     });
 
     it('refuses options that are not an object', () => {
-      expect(() => resolveWriteCoordinatorOptions(42 as never)).toThrow('options must be an object (received 42, number)');
+      expect(() => resolveWriteCoordinatorOptions(42 as never)).toThrow(
+        'options must be an object (received 42, number)',
+      );
     });
   });
 });

@@ -82,8 +82,7 @@ export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
 
 type Check = (value: unknown) => string | undefined;
 
-const nonEmptyString: Check = (v) =>
-  typeof v === 'string' && v.trim() !== '' ? undefined : 'a non-empty string';
+const nonEmptyString: Check = (v) => (typeof v === 'string' && v.trim() !== '' ? undefined : 'a non-empty string');
 const integer: Check = (v) => (Number.isInteger(v) ? undefined : 'an integer');
 const positiveFinite: Check = (v) =>
   typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'a finite number of ms greater than 0';
@@ -141,7 +140,10 @@ export function resolveWriteCoordinatorOptions(
  * @internal
  * @throws {InvalidOptionsError}
  */
-export function validateCallOptions(options: { timeoutMs?: unknown; signal?: unknown; label?: unknown }, context: string): void {
+export function validateCallOptions(
+  options: { timeoutMs?: unknown; signal?: unknown; label?: unknown },
+  context: string,
+): void {
   if (options.timeoutMs !== undefined && positiveFinite(options.timeoutMs)) {
     throw new InvalidOptionsError('timeoutMs', positiveFinite(options.timeoutMs)!, options.timeoutMs, context);
   }

@@ -4,12 +4,7 @@ import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { ChangePublisher, WriteRequestMeta } from './change-publisher';
-import {
-  CoordinatorNotReadyError,
-  InvalidOptionsError,
-  InvalidParamsError,
-  WriteCoordinatorError,
-} from './errors';
+import { CoordinatorNotReadyError, InvalidOptionsError, InvalidParamsError, WriteCoordinatorError } from './errors';
 import { describeValue } from './errors/invalid-options.error';
 import { TransactionScope, WriteWork } from './transaction-scope';
 import { ResolvedWriteCoordinatorOptions, validateCallOptions } from './write-coordinator.options';
@@ -135,7 +130,12 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
    *   `INTERNAL`, and the queue's codes as for {@link run}. Every failure is a coded error.
    */
   submit(request: WriteRequest, options: WriteOptions = {}): Promise<unknown> {
-    if (typeof request !== 'object' || request === null || typeof request.method !== 'string' || request.method === '') {
+    if (
+      typeof request !== 'object' ||
+      request === null ||
+      typeof request.method !== 'string' ||
+      request.method === ''
+    ) {
       const received = describeValue(typeof request === 'object' && request !== null ? request.method : request);
       return this.queue.refuse(
         options.label,
@@ -146,7 +146,9 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     return this.run(
       (manager, job) =>
         this.handlers.invoke(method, params, manager, job, (result) => {
-          this.scope.afterCommit(() => this.publish({ coordinator: this.name, jobId: job.jobId, method, topic: method, params, result, meta }));
+          this.scope.afterCommit(() =>
+            this.publish({ coordinator: this.name, jobId: job.jobId, method, topic: method, params, result, meta }),
+          );
         }),
       { ...options, label: options.label ?? method },
     );
@@ -197,7 +199,8 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     const { queueDepth, running } = this.queue.metrics();
     this.logger.warn(
       `drain did not finish within shutdownGraceMs=${this.options.shutdownGraceMs}; ` +
-        `rejecting ${queueDepth} queued job(s) with SHUTDOWN` + (running ? ', waiting up to 1 s for the running job' : ''),
+        `rejecting ${queueDepth} queued job(s) with SHUTDOWN` +
+        (running ? ', waiting up to 1 s for the running job' : ''),
     );
     if (!(await settlesWithin(this.shutdown(), 1_000))) {
       this.logger.error('the running job did not settle; its transaction will be lost with the DataSource');
@@ -257,7 +260,13 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
     timer.unref();
   });
   try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }

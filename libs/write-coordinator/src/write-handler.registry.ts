@@ -77,7 +77,10 @@ function jsonCopy(value: unknown, ctx: { jobId: string; label: string }): unknow
   try {
     return JSON.parse(JSON.stringify(value)) as unknown;
   } catch (error) {
-    throw new InternalError('the handler result is not JSON-serialisable; nothing was written', { ...ctx, cause: error });
+    throw new InternalError('the handler result is not JSON-serialisable; nothing was written', {
+      ...ctx,
+      cause: error,
+    });
   }
 }
 

@@ -250,7 +250,10 @@ describe('WriteQueue', () => {
       const p1 = q.enqueue(async () => log.push('queued'));
       const drained = q.drain();
       expect(q.state).toBe('draining');
-      await expect(q.enqueue(async () => log.push('late'))).rejects.toMatchObject({ code: 'DRAINING', retryable: true });
+      await expect(q.enqueue(async () => log.push('late'))).rejects.toMatchObject({
+        code: 'DRAINING',
+        retryable: true,
+      });
       first.gate.resolve('x');
       await drained;
       await Promise.all([p0, p1]);
@@ -366,7 +369,7 @@ describe('WriteQueue', () => {
       ];
       controller.abort();
       const settled = await Promise.allSettled(outcomes);
-      expect(settled.map((s) => (s.status === 'fulfilled' ? 'ok' : codeOf(s.reason) ?? 'error'))).toEqual([
+      expect(settled.map((s) => (s.status === 'fulfilled' ? 'ok' : (codeOf(s.reason) ?? 'error')))).toEqual([
         'ok',
         'error',
         'CANCELLED',

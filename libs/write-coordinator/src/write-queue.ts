@@ -429,15 +429,16 @@ export class WriteQueue {
 
   private expire(job: Job): void {
     job.timer = undefined;
-    this.endEarly(job, EndReason.TimedOut, (ctx) =>
-      new TimeoutError(`its deadline passed while ${where(job)}`, ctx),
-    );
+    this.endEarly(job, EndReason.TimedOut, (ctx) => new TimeoutError(`its deadline passed while ${where(job)}`, ctx));
   }
 
   private cancel(job: Job): void {
     job.onAbort = undefined;
-    this.endEarly(job, EndReason.Cancelled, (ctx) =>
-      new CancelledError(`its signal aborted while ${where(job)}`, { ...ctx, cause: job.callerSignal?.reason }),
+    this.endEarly(
+      job,
+      EndReason.Cancelled,
+      (ctx) =>
+        new CancelledError(`its signal aborted while ${where(job)}`, { ...ctx, cause: job.callerSignal?.reason }),
     );
   }
 

@@ -11,11 +11,7 @@ export class InvalidOptionsError extends WriteCoordinatorError {
   readonly received: unknown;
 
   constructor(field: string, expected: string, received: unknown, context = 'WriteCoordinatorModule') {
-    super(
-      'INVALID_OPTIONS',
-      `${context}: ${field} must be ${expected} (received ${describeValue(received)})`,
-      false,
-    );
+    super('INVALID_OPTIONS', `${context}: ${field} must be ${expected} (received ${describeValue(received)})`, false);
     this.field = field;
     this.received = received;
   }

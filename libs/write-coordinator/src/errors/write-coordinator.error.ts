@@ -41,12 +41,7 @@ export class WriteCoordinatorError extends Error {
   /** Label of the job this error belongs to, when it had one. */
   readonly label?: string;
 
-  constructor(
-    code: WriteErrorCode,
-    message: string,
-    retryable: boolean,
-    options: WriteCoordinatorErrorOptions = {},
-  ) {
+  constructor(code: WriteErrorCode, message: string, retryable: boolean, options: WriteCoordinatorErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
