@@ -72,6 +72,23 @@ describe('@SerializedWrite', () => {
     expect(await committedItems(tmp.file('main.db'))).toHaveLength(0);
   });
 
+  it('nests concurrent re-entrant calls made from one job properly', async () => {
+    const writer = app.get(ItemWriter);
+    const coordinator = app.get(WriteCoordinator);
+    await coordinator.run(async () => {
+      await Promise.all([writer.addPair('x'), writer.addPair('y'), writer.add('z')]);
+      await Promise.allSettled([writer.addPairThenFail('gone'), writer.add('kept')]);
+    });
+    expect((await committedItems(tmp.file('main.db'))).map((i) => i.key)).toEqual([
+      'x-a',
+      'x-b',
+      'y-a',
+      'y-b',
+      'z',
+      'kept',
+    ]);
+  });
+
   it('keeps two coordinators on two DataSources independent', async () => {
     const writer = app.get(ItemWriter);
     const audit = app.get(AuditWriter);

@@ -7,6 +7,7 @@ import {
   WriteCoordinatorFactoryOptions,
   WriteCoordinatorModule,
   WriteCoordinatorOptionsFactory,
+  WriteHandler,
   getWriteCoordinatorToken,
 } from '@app/write-coordinator';
 import { Item } from './fixtures/item.entity';
@@ -27,7 +28,10 @@ describe('WriteCoordinatorModule bootstrap', () => {
   const boot = async (...imports: unknown[]) => {
     const moduleRef = await Test.createTestingModule({
       // No retries: a failed bootstrap must not leave TypeORM reconnecting after the test.
-      imports: [TypeOrmModule.forRoot({ ...sqliteOptions(tmp.file('opts.db')), retryAttempts: 0 }), ...(imports as never[])],
+      imports: [
+        TypeOrmModule.forRoot({ ...sqliteOptions(tmp.file('opts.db')), retryAttempts: 0 }),
+        ...(imports as never[]),
+      ],
     }).compile();
     const app = moduleRef.createNestApplication({ logger: false });
     await app.init();
@@ -60,6 +64,32 @@ describe('WriteCoordinatorModule bootstrap', () => {
       field: 'dataSource',
       message: expect.stringContaining("TypeOrmModule.forRoot({ name: 'missing' })"),
     });
+  });
+
+  it('fails when two @WriteHandler methods claim the same method on one coordinator', async () => {
+    @Injectable()
+    class First {
+      @WriteHandler('same.method')
+      handle(): void {}
+    }
+    @Injectable()
+    class Second {
+      @WriteHandler('same.method')
+      handle(): void {}
+    }
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        TypeOrmModule.forRoot({ ...sqliteOptions(tmp.file('opts.db')), retryAttempts: 0 }),
+        WriteCoordinatorModule.forRoot(),
+      ],
+      providers: [First, Second],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await expect(app.init()).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+      message: expect.stringContaining("@WriteHandler('same.method') must be registered once per coordinator"),
+    });
+    await app.close();
   });
 
   it('fails on an invalid static name at once', () => {

@@ -55,6 +55,25 @@ describe('WriteCoordinator.submit() (seed parity)', () => {
     ]);
   });
 
+  it('publishes changes of re-entrant submits only when the enclosing job commits', async () => {
+    const recorder = app.get(EventRecorder);
+    await coordinator
+      .run(async () => {
+        await coordinator.submit({ method: 'item.add', params: { key: 'inner' } });
+        throw new Error('outer fails');
+      })
+      .catch(() => undefined);
+    await coordinator.run(async () => {
+      await coordinator.submit({ method: 'item.add', params: { key: 'kept' } });
+      await coordinator.submit({ method: 'item.add', params: { key: 'kept' } }).catch(() => undefined); // CONFLICT
+    });
+    const changes = recorder.events
+      .filter((e) => e.name === WriteCoordinatorEvents.Change)
+      .map((e) => e.payload.params);
+    expect(changes).toEqual([{ key: 'kept' }]);
+    expect((await rows()).map((r) => r.key)).toEqual(['kept']);
+  });
+
   it('fails with INVALID_PARAMS when validate() refuses, before anything is written', async () => {
     await expect(coordinator.submit({ method: 'item.add', params: { key: 42 } })).rejects.toMatchObject({
       code: 'INVALID_PARAMS',
