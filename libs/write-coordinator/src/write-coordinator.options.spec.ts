@@ -12,17 +12,7 @@ describe('resolveWriteCoordinatorOptions', () => {
   });
 
   it('keeps valid values', () => {
-    expect(
-      resolveWriteCoordinatorOptions({
-        name: 'audit',
-        dataSource: 'audit',
-        queueSize: 8,
-        whenFull: 'reject',
-        timeoutMs: 50,
-        isGlobal: true,
-        shutdownGraceMs: 0,
-      }),
-    ).toMatchObject({
+    const valid = {
       name: 'audit',
       dataSource: 'audit',
       queueSize: 8,
@@ -30,7 +20,8 @@ describe('resolveWriteCoordinatorOptions', () => {
       timeoutMs: 50,
       isGlobal: true,
       shutdownGraceMs: 0,
-    });
+    } as const;
+    expect(resolveWriteCoordinatorOptions(valid)).toMatchObject(valid);
   });
 
   it('returns a frozen object', () => {

@@ -94,7 +94,8 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
   /**
    * Runs `work` on the single drain, inside one transaction: commits when it returns, rolls back
    * when it throws and rejects with the same error object. Called from inside a running job of
-   * this coordinator, it runs inline in a savepoint instead of queueing behind itself.
+   * this coordinator, it runs inline in a savepoint instead of queueing behind itself; it then
+   * shares the enclosing job's id, signal and deadline (its own `signal`/`timeoutMs` do not apply).
    *
    * @returns what `work` returned, once committed.
    * @throws {WriteCoordinatorError} `QUEUE_FULL`, `CANCELLED`, `TIMEOUT`, `DRAINING`, `SHUTDOWN`,
@@ -138,7 +139,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     ) {
       const received = describeValue(typeof request === 'object' && request !== null ? request.method : request);
       return this.queue.refuse(
-        options.label,
+        typeof options.label === 'string' ? options.label : undefined,
         (job) => new InvalidParamsError(`request.method must be a non-empty string (received ${received})`, job),
       );
     }
