@@ -357,6 +357,20 @@ describe('WriteQueue', () => {
       expect(after).toMatchObject({ runningForMs: 0, oldestWaitMs: 0, queueDepth: 0 });
     });
 
+    it('reports the queue head as the oldest waiter, not a younger submitter waiting for room', async () => {
+      const q = queue({ capacity: 1 });
+      const log: string[] = [];
+      const first = gatedJob(log, 'first');
+      void q.enqueue(first.fn);
+      void q.enqueue(async () => 'queued');
+      await new Promise((r) => setTimeout(r, 20));
+      void q.enqueue(async () => 'waits for room');
+      expect(q.metrics()).toMatchObject({ queueDepth: 1, waitingForRoom: 1 });
+      expect(q.metrics().oldestWaitMs).toBeGreaterThanOrEqual(15);
+      first.gate.resolve('x');
+      await q.onIdle();
+    });
+
     it('keeps the counters balanced across every outcome', async () => {
       const q = queue({ capacity: 2, whenFull: 'reject' });
       const controller = new AbortController();

@@ -210,11 +210,6 @@ export class WriteQueue {
     return this.stateValue;
   }
 
-  /** True while a job runs. */
-  get isBusy(): boolean {
-    return this.active !== null;
-  }
-
   /**
    * Submits a job. Resolves with its value or rejects with its error (the same object), or with
    * a {@link WriteCoordinatorError} when it was refused, cancelled, timed out or dropped.
@@ -272,7 +267,7 @@ export class WriteQueue {
   drain(): Promise<void> {
     if (this.stateValue === 'running') this.stateValue = 'draining';
     const stopped = this.whenStopped();
-    this.stopIfIdle();
+    this.settleIfIdle();
     return stopped;
   }
 
@@ -295,14 +290,15 @@ export class WriteQueue {
       job.reject(error);
       this.notify('jobFailed', job, error);
     }
-    this.stopIfIdle();
+    this.settleIfIdle();
     return stopped;
   }
 
   /** A consistent snapshot of counters, gauges and recent latencies. */
   metrics(): QueueMetrics {
     const now = performance.now();
-    const oldest = this.roomWaiters.peek() ?? this.queue.peek();
+    // The queue head was submitted before anyone still waiting for room.
+    const oldest = this.queue.peek() ?? this.roomWaiters.peek();
     return {
       accepted: this.accepted,
       completed: this.completed,
@@ -423,8 +419,7 @@ export class WriteQueue {
     this.pump();
     if (this.active !== null) return;
     this.notify('queueDrained');
-    this.releaseIdleWaiters();
-    this.stopIfIdle();
+    this.settleIfIdle();
   }
 
   private expire(job: Job): void {
@@ -448,7 +443,6 @@ export class WriteQueue {
       case Phase.WaitingForRoom:
         this.roomWaiters.remove(job);
         this.settleRefused(job, makeError(job));
-        this.releaseIdleWaitersIfIdle();
         return;
       case Phase.Queued: {
         this.queue.remove(job);
@@ -460,8 +454,7 @@ export class WriteQueue {
         job.reject(error);
         this.notify('jobFailed', job, error);
         this.admitFromRoom();
-        this.releaseIdleWaitersIfIdle();
-        this.stopIfIdle();
+        this.settleIfIdle();
         return;
       }
       case Phase.Running: {
@@ -496,24 +489,15 @@ export class WriteQueue {
     return this.stopped.promise;
   }
 
-  private stopIfIdle(): void {
-    if (this.stateValue === 'running' || this.active !== null) return;
-    if (this.queue.size > 0 || this.roomWaiters.size > 0) return;
-    this.stateValue = 'stopped';
-    this.stopped?.resolve();
-  }
-
-  private releaseIdleWaitersIfIdle(): void {
-    if (this.active === null && this.queue.size === 0 && this.roomWaiters.size === 0) {
-      this.releaseIdleWaiters();
-    }
-  }
-
-  private releaseIdleWaiters(): void {
-    if (this.idleWaiters.length === 0 || this.roomWaiters.size > 0) return;
+  /** When nothing runs or waits: releases `onIdle()` callers and completes a drain or shutdown. */
+  private settleIfIdle(): void {
+    if (this.active !== null || this.queue.size > 0 || this.roomWaiters.size > 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
+    if (this.stateValue === 'running') return;
+    this.stateValue = 'stopped';
+    this.stopped?.resolve();
   }
 
   /** Observers run after the state change; one that throws must never stall the drain. */
@@ -538,6 +522,6 @@ function where(job: Job): string {
     case Phase.Queued:
       return 'it was queued; it never ran';
     default:
-      return 'it was running; its transaction is rolled back, never committed';
+      return 'it was running; its work is aborted and will not be committed';
   }
 }
