@@ -1,3 +1,6 @@
+import type { EventEmitter2 } from '@nestjs/event-emitter';
+import { WriteCoordinatorEvents } from './write-coordinator.events';
+
 /**
  * An after-commit notification of a committed `submit()` request (the seed's change event).
  * Published only for committed work, never for rolled-back work, in commit order.
@@ -36,4 +39,9 @@ export interface WriteRequestMeta {
  */
 export interface ChangePublisher {
   publish(change: WriteChange): void | Promise<void>;
+}
+
+/** @internal The default publisher: emits `WriteCoordinatorEvents.Change` on the app's EventEmitter2. */
+export function createEventEmitterPublisher(emitter: EventEmitter2): ChangePublisher {
+  return { publish: (change) => void emitter.emit(WriteCoordinatorEvents.Change, change) };
 }

@@ -1,15 +1,15 @@
 import { BeforeApplicationShutdown, Logger, OnModuleInit } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
-import { getDataSourceToken } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
-import { ChangePublisher, WriteRequestMeta } from './change-publisher';
-import { CoordinatorNotReadyError, InvalidOptionsError, InvalidParamsError, WriteCoordinatorError } from './errors';
+import type { DataSource } from 'typeorm';
+import { ChangePublisher, createEventEmitterPublisher, WriteRequestMeta } from './change-publisher';
+import { CoordinatorNotReadyError, InvalidParamsError, WriteCoordinatorError } from './errors';
 import { describeValue } from './errors/invalid-options.error';
 import { TransactionScope, WriteWork } from './transaction-scope';
 import { ResolvedWriteCoordinatorOptions, validateCallOptions } from './write-coordinator.options';
 import { createEventBridge } from './write-coordinator.event-bridge';
-import { WriteCoordinatorEvents } from './write-coordinator.events';
+import { resolveDataSource } from './write-coordinator.data-source';
+import { settlesWithin } from './settles-within';
 import { WriteHandlerRegistry } from './write-handler.registry';
 import { EnqueueOptions, QueueMetrics, WriteQueue, WriteQueueState } from './write-queue';
 
@@ -68,7 +68,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
       emitter ? createEventBridge(options.name, emitter) : undefined,
     );
     this.scope = new TransactionScope(this, (error) => this.logger.error('after-commit publisher failed', error));
-    this.publisher = options.publisher ?? (emitter && createEmitterPublisher(emitter));
+    this.publisher = options.publisher ?? (emitter && createEventEmitterPublisher(emitter));
   }
 
   /** Name of this coordinator. */
@@ -188,7 +188,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
 
   /** @internal Resolves the DataSource; from now on the coordinator accepts work. */
   onModuleInit(): void {
-    this.source = this.resolveDataSource();
+    this.source = resolveDataSource(this.moduleRef, this.options.dataSource);
   }
 
   /**
@@ -208,32 +208,6 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     }
   }
 
-  private resolveDataSource(): DataSource {
-    const given = this.options.dataSource;
-    if (given instanceof DataSource) {
-      if (!given.isInitialized) {
-        throw new InvalidOptionsError('dataSource', 'an initialized DataSource (call initialize() first)', given);
-      }
-      return given;
-    }
-    let found: unknown;
-    try {
-      found = this.moduleRef.get(getDataSourceToken(given), { strict: false });
-    } catch {
-      found = undefined;
-    }
-    if (!(found instanceof DataSource)) {
-      throw new InvalidOptionsError(
-        'dataSource',
-        given === undefined
-          ? 'given, or a default DataSource registered with TypeOrmModule.forRoot()'
-          : `the name of a DataSource registered with TypeOrmModule.forRoot({ name: '${given}' })`,
-        given,
-      );
-    }
-    return found;
-  }
-
   private notReadyReason(): string {
     return this.queue.state === 'running'
       ? `coordinator '${this.name}' is not initialised yet (WriteCoordinatorModule.forRoot() attaches it at bootstrap)`
@@ -246,29 +220,5 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     if (result && typeof (result as Promise<void>).catch === 'function') {
       (result as Promise<void>).catch((error: unknown) => this.logger.error('change publisher failed', error));
     }
-  }
-}
-
-function createEmitterPublisher(emitter: EventEmitter2): ChangePublisher {
-  return { publish: (change) => void emitter.emit(WriteCoordinatorEvents.Change, change) };
-}
-
-/** Resolves true if `promise` settles within `ms`, false otherwise; never keeps the process alive. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
-  });
-  try {
-    return await Promise.race([
-      promise.then(
-        () => true,
-        () => true,
-      ),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
