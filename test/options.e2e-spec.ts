@@ -92,6 +92,24 @@ describe('WriteCoordinatorModule bootstrap', () => {
     await app.close();
   });
 
+  it('fails when two registrations use the same name', async () => {
+    await expect(
+      boot(WriteCoordinatorModule.forRoot(), WriteCoordinatorModule.forRoot({ queueSize: 9 })),
+    ).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+      field: 'name',
+      message: expect.stringContaining(
+        "name must be unique: one WriteCoordinatorModule registration per name (received 'default', string)",
+      ),
+    });
+  });
+
+  it('fails when the factory returns isGlobal (it is static)', async () => {
+    await expect(
+      boot(WriteCoordinatorModule.forRootAsync({ useFactory: () => ({ isGlobal: true }) as never })),
+    ).rejects.toMatchObject({ code: 'INVALID_OPTIONS', field: 'isGlobal' });
+  });
+
   it('fails on an invalid static name at once', () => {
     expect(() => WriteCoordinatorModule.forRoot({ name: '' })).toThrow(InvalidOptionsError);
   });

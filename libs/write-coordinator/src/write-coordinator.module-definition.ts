@@ -5,6 +5,7 @@ import { HealthIndicatorService } from '@nestjs/terminus';
 import { InvalidOptionsError } from './errors';
 import { getWriteCoordinatorToken } from './inject-write-coordinator.decorator';
 import { SerializedWriteExplorer } from './serialized-write.explorer';
+import { CoordinatorNameGuard } from './write-coordinator.name-guard';
 import { DEFAULT_COORDINATOR_NAME, RESOLVED_OPTIONS } from './write-coordinator.constants';
 import { WriteCoordinatorHealthIndicator } from './write-coordinator.health';
 import {
@@ -50,8 +51,11 @@ function withCoordinatorProviders(definition: DynamicModule, extras: WriteCoordi
     {
       provide: RESOLVED_OPTIONS,
       useFactory: (raw: WriteCoordinatorOptions = {}) => {
-        if (raw.name !== undefined && raw.name !== name) {
-          throw new InvalidOptionsError('name', `given statically, as forRootAsync({ name: '${raw.name}' })`, raw.name);
+        for (const [field, value] of Object.entries({ name, isGlobal })) {
+          const returned = raw[field as 'name' | 'isGlobal'];
+          if (returned !== undefined && returned !== value) {
+            throw new InvalidOptionsError(field, `given statically, as forRootAsync({ ${field}: ... })`, returned);
+          }
         }
         return resolveWriteCoordinatorOptions({ ...raw, name, isGlobal });
       },
@@ -68,6 +72,11 @@ function withCoordinatorProviders(definition: DynamicModule, extras: WriteCoordi
       useFactory: (discovery: DiscoveryService, scanner: MetadataScanner, coordinator: WriteCoordinator) =>
         new SerializedWriteExplorer(discovery, scanner, coordinator),
       inject: [DiscoveryService, MetadataScanner, token],
+    },
+    {
+      provide: Symbol(`write-coordinator:name-guard:${name}`),
+      useFactory: (moduleRef: ModuleRef) => new CoordinatorNameGuard(moduleRef, token, name),
+      inject: [ModuleRef],
     },
     HealthIndicatorService,
     WriteCoordinatorHealthIndicator,
