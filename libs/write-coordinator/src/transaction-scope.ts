@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { DataSource, EntityManager } from 'typeorm';
 import { BusyError, InternalError, WriteCoordinatorError } from './errors';
+import { nativeInTransaction, resyncAfterJob } from './query-runner-sync';
 import { isBusy, sqliteCode } from './sqlite-error';
 import type { JobContext } from './write-queue';
 
@@ -89,6 +90,13 @@ export class TransactionScope {
       } catch (error) {
         throw ownFailure('could not commit its transaction; nothing was written', error, ctx);
       }
+      if (nativeInTransaction(dataSource)) {
+        throw ownFailure(
+          'left transaction levels open (a startTransaction() without commit); nothing was written',
+          undefined,
+          ctx,
+        );
+      }
       frame.open = false;
       this.runAfterCommit(frame.afterCommit);
       return result;
@@ -98,9 +106,10 @@ export class TransactionScope {
         try {
           await runner.rollbackTransaction();
         } catch {
-          // The original error matters to the caller; SQLite has already ended the transaction.
+          // The original error matters to the caller; SQLite may have ended the transaction itself.
         }
       }
+      await resyncAfterJob(dataSource, runner);
       throw error;
     } finally {
       await runner.release();
@@ -152,6 +161,6 @@ export class TransactionScope {
 
 function ownFailure(what: string, error: unknown, ctx: JobContext): WriteCoordinatorError {
   const options = { cause: error, jobId: ctx.jobId, label: ctx.label };
-  const detail = `${what} (${error instanceof Error ? error.message : String(error)})`;
+  const detail = error === undefined ? what : `${what} (${error instanceof Error ? error.message : String(error)})`;
   return isBusy(sqliteCode(error)) ? new BusyError(detail, options) : new InternalError(detail, options);
 }
