@@ -1,6 +1,8 @@
 import { INestApplication } from '@nestjs/common';
+import Database from 'better-sqlite3';
 import { DataSource } from 'typeorm';
 import { WriteCoordinator } from '@app/write-coordinator';
+import { ItemHandlers } from './fixtures/item.handlers';
 import { Item } from './fixtures/item.entity';
 import { committedItems, tempDir } from './fixtures/temp-sqlite';
 import { createTestingApp } from './fixtures/testing-app';
@@ -17,7 +19,11 @@ describe('WriteCoordinator when SQLite itself fails', () => {
   let coordinator: WriteCoordinator;
   beforeEach(async () => {
     tmp = tempDir();
-    app = await createTestingApp({ database: tmp.file('full.db') });
+    app = await createTestingApp({
+      database: tmp.file('full.db'),
+      providers: [ItemHandlers],
+      typeorm: { timeout: 50 }, // busy_timeout: how long a write waits for a lock held elsewhere
+    });
     coordinator = app.get(WriteCoordinator);
   });
   afterEach(async () => {
@@ -60,5 +66,21 @@ describe('WriteCoordinator when SQLite itself fails', () => {
     ).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('left transaction levels open') });
     await coordinator.run((m) => m.insert(Item, { key: 'next', job: 2, step: 1 }));
     expect((await committedItems(tmp.file('full.db'))).map((i) => i.key)).toEqual(['next']);
+  });
+
+  it('maps a database locked by another connection to BUSY (retryable), writes nothing, and carries on', async () => {
+    const other = new Database(tmp.file('full.db'));
+    other.exec('BEGIN IMMEDIATE'); // holds the write lock, as another process would
+    try {
+      await expect(coordinator.submit({ method: 'item.add', params: { key: 'blocked' } })).rejects.toMatchObject({
+        code: 'BUSY',
+        retryable: true,
+      });
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    await coordinator.submit({ method: 'item.add', params: { key: 'after' } });
+    expect((await committedItems(tmp.file('full.db'))).map((i) => i.key)).toEqual(['after']);
   });
 });

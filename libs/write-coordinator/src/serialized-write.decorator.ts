@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { CoordinatorNotReadyError, InvalidOptionsError } from './errors';
 import {
   ATTACHED_COORDINATORS,

@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { InvalidOptionsError } from './errors';
 import { DEFAULT_COORDINATOR_NAME, WRITE_HANDLER_METADATA } from './write-coordinator.constants';
 
