@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { INestApplication } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { WriteCoordinator } from '@app/write-coordinator';
@@ -136,6 +137,22 @@ describe('WriteCoordinator on a real SQLite file', () => {
       await expect(job).rejects.toMatchObject({ code: 'CANCELLED' });
       await coordinator.onIdle();
       expect(await committedItems(database)).toHaveLength(0);
+    });
+
+    it("runs each job in its submitter's async context (request-scoped context stays the caller's)", async () => {
+      const coordinator = app.get(WriteCoordinator);
+      const requestContext = new AsyncLocalStorage<string>();
+      const seen = await Promise.all(
+        ['request-1', 'request-2', 'request-3'].map((id) =>
+          requestContext.run(id, () =>
+            coordinator.run(async () => {
+              await flush();
+              return requestContext.getStore();
+            }),
+          ),
+        ),
+      );
+      expect(seen).toEqual(['request-1', 'request-2', 'request-3']);
     });
 
     it('runs re-entrant calls inline as savepoints instead of deadlocking', async () => {

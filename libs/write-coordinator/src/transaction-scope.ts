@@ -45,11 +45,6 @@ export class TransactionScope {
     private readonly onAfterCommitError: (error: unknown) => void,
   ) {}
 
-  /** True when called from inside a running job of this owner. */
-  isInsideJob(): boolean {
-    return this.frame() !== undefined;
-  }
-
   /**
    * Registers a callback to run after the enclosing job commits (discarded if it rolls back).
    * @returns false when not inside a job of this owner.
@@ -70,6 +65,7 @@ export class TransactionScope {
     try {
       await runner.startTransaction();
     } catch (error) {
+      await resyncAfterJob(dataSource, runner);
       throw ownFailure('could not begin its transaction', error, ctx);
     }
     const job: WriteJob = { jobId: ctx.jobId, signal: ctx.signal };

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { BeforeApplicationShutdown, Logger, OnModuleInit } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
@@ -119,8 +120,11 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     if (!source) {
       return this.queue.refuse(label, (job) => new CoordinatorNotReadyError(this.notReadyReason(), job));
     }
+    // The drain runs jobs from whichever context freed it; run each in its submitter's context
+    // instead, so request-scoped async context (CLS, tracing) stays the caller's own.
+    const inSubmitterContext = AsyncLocalStorage.snapshot();
     const enqueue: EnqueueOptions = options;
-    return this.queue.enqueue((ctx) => this.scope.runJob(source, ctx, work), enqueue);
+    return this.queue.enqueue((ctx) => inSubmitterContext(() => this.scope.runJob(source, ctx, work)), enqueue);
   }
 
   /**
