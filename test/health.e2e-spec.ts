@@ -1,10 +1,9 @@
-import { Controller, Get, INestApplication, Query } from '@nestjs/common';
+import { Controller, Get, Query } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import request from 'supertest';
-import { WriteCoordinator, WriteCoordinatorHealthIndicator } from '@app/write-coordinator';
+import { WriteCoordinatorHealthIndicator } from '@app/write-coordinator';
 import { deferred } from './fixtures/deferred';
-import { tempDir } from './fixtures/temp-sqlite';
-import { createTestingApp } from './fixtures/testing-app';
+import { useTestingApp } from './fixtures/testing-app';
 
 @Controller('health')
 class HealthController {
@@ -23,34 +22,22 @@ class HealthController {
 }
 
 describe('WriteCoordinatorHealthIndicator over HTTP', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let app: INestApplication;
-  let coordinator: WriteCoordinator;
-  beforeEach(async () => {
-    tmp = tempDir();
-    app = await createTestingApp({
-      database: tmp.file('health.db'),
-      coordinator: { queueSize: 4 },
-      imports: [TerminusModule.forRoot({ logger: false })],
-      controllers: [HealthController],
-    });
-    coordinator = app.get(WriteCoordinator);
-  });
-  afterEach(async () => {
-    await app.close();
-    tmp.cleanup();
+  const t = useTestingApp({
+    coordinator: { queueSize: 4 },
+    imports: [TerminusModule.forRoot({ logger: false })],
+    controllers: [HealthController],
   });
 
   it('is up with the metrics in the details while the coordinator runs', async () => {
-    const res = await request(app.getHttpServer()).get('/health').expect(200);
+    const res = await request(t.app.getHttpServer()).get('/health').expect(200);
     expect(res.body.status).toBe('ok');
     expect(res.body.details.writes).toMatchObject({ status: 'up', state: 'running', queueDepth: 0, maxQueue: 4 });
   });
 
   it('goes down (503) when the queue reaches maxQueueRatio of capacity, and up again when it drains', async () => {
     const gate = deferred();
-    const jobs = Array.from({ length: 3 }, () => coordinator.run(() => gate.promise));
-    const down = await request(app.getHttpServer()).get('/health').expect(503);
+    const jobs = Array.from({ length: 3 }, () => t.coordinator.run(() => gate.promise));
+    const down = await request(t.app.getHttpServer()).get('/health').expect(503);
     expect(down.body.details.writes).toMatchObject({
       status: 'down',
       queueDepth: 2,
@@ -58,22 +45,22 @@ describe('WriteCoordinatorHealthIndicator over HTTP', () => {
     });
     gate.resolve();
     await Promise.all(jobs);
-    await request(app.getHttpServer()).get('/health').expect(200);
+    await request(t.app.getHttpServer()).get('/health').expect(200);
   });
 
   it('goes down when the running job stalls longer than maxStallMs', async () => {
     const gate = deferred();
-    const job = coordinator.run(() => gate.promise);
+    const job = t.coordinator.run(() => gate.promise);
     await new Promise((resolve) => setTimeout(resolve, 30));
-    const res = await request(app.getHttpServer()).get('/health?stallMs=10').expect(503);
+    const res = await request(t.app.getHttpServer()).get('/health?stallMs=10').expect(503);
     expect(res.body.details.writes.reason).toContain('running job stalled');
     gate.resolve();
     await job;
   });
 
   it('goes down (503) once the coordinator is stopped', async () => {
-    await coordinator.shutdown();
-    const res = await request(app.getHttpServer()).get('/health').expect(503);
+    await t.coordinator.shutdown();
+    const res = await request(t.app.getHttpServer()).get('/health').expect(503);
     expect(res.body.details.writes).toMatchObject({
       status: 'down',
       state: 'stopped',
@@ -82,7 +69,7 @@ describe('WriteCoordinatorHealthIndicator over HTTP', () => {
   });
 
   it('reports down for a coordinator name that does not exist', async () => {
-    const result = await app.get(WriteCoordinatorHealthIndicator).isHealthy('x', { coordinator: 'nope' });
+    const result = await t.app.get(WriteCoordinatorHealthIndicator).isHealthy('x', { coordinator: 'nope' });
     expect(result).toEqual({
       x: { status: 'down', coordinator: 'nope', reason: "no coordinator named 'nope' is registered" },
     });

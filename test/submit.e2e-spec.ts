@@ -1,48 +1,35 @@
-import { INestApplication } from '@nestjs/common';
-import { WriteCoordinator, WriteCoordinatorEvents } from '@app/write-coordinator';
+import { WriteCoordinatorEvents } from '@app/write-coordinator';
 import { EventRecorder } from './fixtures/event.recorder';
 import { ItemHandlers } from './fixtures/item.handlers';
-import { committedItems, tempDir } from './fixtures/temp-sqlite';
-import { createTestingApp } from './fixtures/testing-app';
+import { committedItems } from './fixtures/temp-sqlite';
+import { useTestingApp } from './fixtures/testing-app';
 
 describe('WriteCoordinator.submit() (seed parity)', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let app: INestApplication;
-  let coordinator: WriteCoordinator;
-  const rows = () => committedItems(tmp.file('submit.db'));
-
-  beforeEach(async () => {
-    tmp = tempDir();
-    app = await createTestingApp({ database: tmp.file('submit.db'), providers: [ItemHandlers, EventRecorder] });
-    coordinator = app.get(WriteCoordinator);
-  });
-  afterEach(async () => {
-    await app.close();
-    tmp.cleanup();
-  });
+  const t = useTestingApp({ providers: [ItemHandlers, EventRecorder] });
+  const rows = () => committedItems(t.database);
 
   it('fails an unknown method with METHOD_NOT_FOUND, counted as accepted and failed', async () => {
-    await expect(coordinator.submit({ method: 'nope' })).rejects.toMatchObject({
+    await expect(t.coordinator.submit({ method: 'nope' })).rejects.toMatchObject({
       code: 'METHOD_NOT_FOUND',
       retryable: false,
     });
-    expect(coordinator.metrics()).toMatchObject({ accepted: 1, failed: 1, completed: 0 });
+    expect(t.coordinator.metrics()).toMatchObject({ accepted: 1, failed: 1, completed: 0 });
   });
 
   it('runs a known method and resolves with a JSON copy of its result', async () => {
-    const result = await coordinator.submit({ method: 'item.add', params: { key: 'a' }, meta: { requestId: 'r1' } });
+    const result = await t.coordinator.submit({ method: 'item.add', params: { key: 'a' }, meta: { requestId: 'r1' } });
     expect(result).toEqual({ id: 1, key: 'a', at: '1970-01-01T00:00:00.000Z' });
     expect((await rows()).map((r) => r.key)).toEqual(['a']);
-    expect(coordinator.metrics()).toMatchObject({ accepted: 1, completed: 1 });
+    expect(t.coordinator.metrics()).toMatchObject({ accepted: 1, completed: 1 });
   });
 
   it('publishes a change after commit only, in commit order', async () => {
-    const recorder = app.get(EventRecorder);
-    await coordinator.submit({ method: 'item.add', params: { key: 'a' }, meta: { requestId: 'r1' } });
-    await expect(coordinator.submit({ method: 'item.add', params: { key: 'a' } })).rejects.toMatchObject({
+    const recorder = t.app.get(EventRecorder);
+    await t.coordinator.submit({ method: 'item.add', params: { key: 'a' }, meta: { requestId: 'r1' } });
+    await expect(t.coordinator.submit({ method: 'item.add', params: { key: 'a' } })).rejects.toMatchObject({
       code: 'CONFLICT',
     });
-    await coordinator.submit({ method: 'item.add', params: { key: 'b' } });
+    await t.coordinator.submit({ method: 'item.add', params: { key: 'b' } });
     const changes = recorder.events.filter((e) => e.name === WriteCoordinatorEvents.Change).map((e) => e.payload);
     expect(changes).toEqual([
       expect.objectContaining({
@@ -56,16 +43,16 @@ describe('WriteCoordinator.submit() (seed parity)', () => {
   });
 
   it('publishes changes of re-entrant submits only when the enclosing job commits', async () => {
-    const recorder = app.get(EventRecorder);
-    await coordinator
+    const recorder = t.app.get(EventRecorder);
+    await t.coordinator
       .run(async () => {
-        await coordinator.submit({ method: 'item.add', params: { key: 'inner' } });
+        await t.coordinator.submit({ method: 'item.add', params: { key: 'inner' } });
         throw new Error('outer fails');
       })
       .catch(() => undefined);
-    await coordinator.run(async () => {
-      await coordinator.submit({ method: 'item.add', params: { key: 'kept' } });
-      await coordinator.submit({ method: 'item.add', params: { key: 'kept' } }).catch(() => undefined); // CONFLICT
+    await t.coordinator.run(async () => {
+      await t.coordinator.submit({ method: 'item.add', params: { key: 'kept' } });
+      await t.coordinator.submit({ method: 'item.add', params: { key: 'kept' } }).catch(() => undefined); // CONFLICT
     });
     const changes = recorder.events
       .filter((e) => e.name === WriteCoordinatorEvents.Change)
@@ -75,22 +62,22 @@ describe('WriteCoordinator.submit() (seed parity)', () => {
   });
 
   it('fails with INVALID_PARAMS when validate() refuses, before anything is written', async () => {
-    await expect(coordinator.submit({ method: 'item.add', params: { key: 42 } })).rejects.toMatchObject({
+    await expect(t.coordinator.submit({ method: 'item.add', params: { key: 42 } })).rejects.toMatchObject({
       code: 'INVALID_PARAMS',
     });
     expect(await rows()).toHaveLength(0);
   });
 
   it('passes an InvalidParamsError thrown by the handler through as INVALID_PARAMS', async () => {
-    await expect(coordinator.submit({ method: 'item.addChecked', params: {} })).rejects.toMatchObject({
+    await expect(t.coordinator.submit({ method: 'item.addChecked', params: {} })).rejects.toMatchObject({
       code: 'INVALID_PARAMS',
       message: expect.stringContaining('key must be a string'),
     });
   });
 
   it('maps a UNIQUE violation to CONFLICT and writes nothing of that job', async () => {
-    await coordinator.submit({ method: 'item.add', params: { key: 'dup' } });
-    await expect(coordinator.submit({ method: 'item.add', params: { key: 'dup' } })).rejects.toMatchObject({
+    await t.coordinator.submit({ method: 'item.add', params: { key: 'dup' } });
+    await expect(t.coordinator.submit({ method: 'item.add', params: { key: 'dup' } })).rejects.toMatchObject({
       code: 'CONFLICT',
       retryable: false,
     });
@@ -98,21 +85,21 @@ describe('WriteCoordinator.submit() (seed parity)', () => {
   });
 
   it('fails with INTERNAL and rolls back when the result is not JSON-serialisable', async () => {
-    await expect(coordinator.submit({ method: 'item.addThenBreak', params: { key: 'x' } })).rejects.toMatchObject({
+    await expect(t.coordinator.submit({ method: 'item.addThenBreak', params: { key: 'x' } })).rejects.toMatchObject({
       code: 'INTERNAL',
     });
     expect(await rows()).toHaveLength(0);
   });
 
   it('refuses a malformed request with INVALID_PARAMS, counted as rejected', async () => {
-    await expect(coordinator.submit({} as never)).rejects.toMatchObject({ code: 'INVALID_PARAMS' });
-    await expect(coordinator.submit(null as never)).rejects.toMatchObject({ code: 'INVALID_PARAMS' });
-    expect(coordinator.metrics()).toMatchObject({ accepted: 0, rejected: 2 });
+    await expect(t.coordinator.submit({} as never)).rejects.toMatchObject({ code: 'INVALID_PARAMS' });
+    await expect(t.coordinator.submit(null as never)).rejects.toMatchObject({ code: 'INVALID_PARAMS' });
+    expect(t.coordinator.metrics()).toMatchObject({ accepted: 0, rejected: 2 });
   });
 
   it('fails a submission after shutdown with SHUTDOWN', async () => {
-    await coordinator.shutdown();
-    await expect(coordinator.submit({ method: 'item.add', params: { key: 'a' } })).rejects.toMatchObject({
+    await t.coordinator.shutdown();
+    await expect(t.coordinator.submit({ method: 'item.add', params: { key: 'a' } })).rejects.toMatchObject({
       code: 'SHUTDOWN',
       retryable: true,
     });
@@ -121,9 +108,9 @@ describe('WriteCoordinator.submit() (seed parity)', () => {
 
   it('fails a pre-aborted submission with CANCELLED and never runs it', async () => {
     await expect(
-      coordinator.submit({ method: 'item.add', params: { key: 'a' } }, { signal: AbortSignal.abort() }),
+      t.coordinator.submit({ method: 'item.add', params: { key: 'a' } }, { signal: AbortSignal.abort() }),
     ).rejects.toMatchObject({ code: 'CANCELLED' });
     expect(await rows()).toHaveLength(0);
-    expect(coordinator.metrics()).toMatchObject({ accepted: 0, rejected: 1 });
+    expect(t.coordinator.metrics()).toMatchObject({ accepted: 0, rejected: 1 });
   });
 });
