@@ -144,9 +144,8 @@ export function validateCallOptions(
   options: { timeoutMs?: unknown; signal?: unknown; label?: unknown },
   context: string,
 ): void {
-  if (options.timeoutMs !== undefined && positiveFinite(options.timeoutMs)) {
-    throw new InvalidOptionsError('timeoutMs', positiveFinite(options.timeoutMs)!, options.timeoutMs, context);
-  }
+  const timeoutExpected = options.timeoutMs === undefined ? undefined : positiveFinite(options.timeoutMs);
+  if (timeoutExpected) throw new InvalidOptionsError('timeoutMs', timeoutExpected, options.timeoutMs, context);
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new InvalidOptionsError('signal', 'an AbortSignal', options.signal, context);
   }

@@ -1,9 +1,8 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { BeforeApplicationShutdown, Logger, OnModuleInit } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import type { DataSource } from 'typeorm';
-import { ChangePublisher, createEventEmitterPublisher, WriteRequestMeta } from './change-publisher';
+import { ChangePublisher, createEventEmitterPublisher, WriteChange, WriteRequestMeta } from './change-publisher';
 import { CoordinatorNotReadyError, InvalidParamsError, WriteCoordinatorError } from './errors';
 import { describeValue } from './errors/invalid-options.error';
 import { TransactionScope, WriteWork } from './transaction-scope';
@@ -108,23 +107,19 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
    * }, { label: 'open account', timeoutMs: 2_000 });
    */
   run<T>(work: WriteWork<T>, options: WriteOptions = {}): Promise<T> {
-    const label = typeof options.label === 'string' ? options.label : undefined;
     try {
       validateCallOptions(options, 'WriteCoordinator.run()');
     } catch (error) {
-      return this.queue.refuse(label, () => error as WriteCoordinatorError);
+      return this.queue.refuse(labelOf(options), () => error as WriteCoordinatorError);
     }
     const inline = this.scope.runInline(work);
     if (inline) return inline;
     const source = this.source;
     if (!source) {
-      return this.queue.refuse(label, (job) => new CoordinatorNotReadyError(this.notReadyReason(), job));
+      return this.queue.refuse(options.label, (job) => new CoordinatorNotReadyError(this.notReadyReason(), job));
     }
-    // The drain runs jobs from whichever context freed it; run each in its submitter's context
-    // instead, so request-scoped async context (CLS, tracing) stays the caller's own.
-    const inSubmitterContext = AsyncLocalStorage.snapshot();
     const enqueue: EnqueueOptions = options;
-    return this.queue.enqueue((ctx) => inSubmitterContext(() => this.scope.runJob(source, ctx, work)), enqueue);
+    return this.queue.enqueue((ctx) => this.scope.runJob(source, ctx, work), enqueue);
   }
 
   /**
@@ -143,7 +138,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     ) {
       const received = describeValue(typeof request === 'object' && request !== null ? request.method : request);
       return this.queue.refuse(
-        typeof options.label === 'string' ? options.label : undefined,
+        labelOf(options),
         (job) => new InvalidParamsError(`request.method must be a non-empty string (received ${received})`, job),
       );
     }
@@ -218,11 +213,16 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
       : `coordinator '${this.name}' is ${this.queue.state}`;
   }
 
-  private publish(change: Parameters<ChangePublisher['publish']>[0]): void {
+  private publish(change: WriteChange): void {
     if (!this.publisher) return;
     const result = this.publisher.publish(change);
     if (result && typeof (result as Promise<void>).catch === 'function') {
       (result as Promise<void>).catch((error: unknown) => this.logger.error('change publisher failed', error));
     }
   }
+}
+
+/** The label of possibly invalid call options, for reporting a refusal. */
+function labelOf(options: WriteOptions): string | undefined {
+  return typeof options.label === 'string' ? options.label : undefined;
 }

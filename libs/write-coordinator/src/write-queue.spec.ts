@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { deferred, flush } from '../../../test/fixtures/deferred';
 import { WriteCoordinatorError } from './errors';
 import { JobContext, WriteQueue, WriteQueueObserver, WriteQueueSettings } from './write-queue';
@@ -18,6 +19,14 @@ function gatedJob(log: string[], name: string) {
     return value;
   };
   return { fn, gate, started };
+}
+
+/** Starts a gated job named 'first' that holds the drain until `first.gate` is released. */
+function occupy(q: WriteQueue) {
+  const log: string[] = [];
+  const first = gatedJob(log, 'first');
+  void q.enqueue(first.fn);
+  return { log, first };
 }
 
 function codeOf(error: unknown): string | undefined {
@@ -65,6 +74,15 @@ describe('WriteQueue', () => {
       expect(q.metrics()).toMatchObject({ accepted: 100, completed: 80, failed: 20, running: 0, queueDepth: 0 });
     });
 
+    it("runs each job in its submitter's async context, not the one that drove the drain", async () => {
+      const q = queue();
+      const context = new AsyncLocalStorage<string>();
+      const seen = await Promise.all(
+        ['a', 'b', 'c'].map((id) => context.run(id, () => q.enqueue(async () => (await flush(), context.getStore())))),
+      );
+      expect(seen).toEqual(['a', 'b', 'c']);
+    });
+
     it('rejects with the very error object the job threw', async () => {
       const q = queue();
       const boom = new Error('boom');
@@ -107,9 +125,7 @@ describe('WriteQueue', () => {
 
     it('rejects a submitter whose deadline passes while it waits for room, counting it as rejected', async () => {
       const q = queue({ capacity: 1 });
-      const log: string[] = [];
-      const first = gatedJob(log, 'first');
-      void q.enqueue(first.fn);
+      const { first } = occupy(q);
       await flush();
       void q.enqueue(async () => 'queued');
       const neverRuns = jest.fn();
@@ -125,9 +141,7 @@ describe('WriteQueue', () => {
   describe('cancellation and deadlines while waiting', () => {
     it('removes a job aborted while queued; it never runs and the next job still does', async () => {
       const q = queue();
-      const log: string[] = [];
-      const first = gatedJob(log, 'first');
-      void q.enqueue(first.fn);
+      const { log, first } = occupy(q);
       const controller = new AbortController();
       const aborted = jest.fn();
       const p1 = q.enqueue(aborted, { signal: controller.signal });
@@ -337,9 +351,7 @@ describe('WriteQueue', () => {
   describe('metrics()', () => {
     it('reports latency percentiles, peak depth and ages', async () => {
       const q = queue();
-      const log: string[] = [];
-      const first = gatedJob(log, 'first');
-      void q.enqueue(first.fn);
+      const { first } = occupy(q);
       void q.enqueue(async () => 1);
       void q.enqueue(async () => 2);
       await new Promise((r) => setTimeout(r, 20));
@@ -359,9 +371,7 @@ describe('WriteQueue', () => {
 
     it('reports the queue head as the oldest waiter, not a younger submitter waiting for room', async () => {
       const q = queue({ capacity: 1 });
-      const log: string[] = [];
-      const first = gatedJob(log, 'first');
-      void q.enqueue(first.fn);
+      const { first } = occupy(q);
       void q.enqueue(async () => 'queued');
       await new Promise((r) => setTimeout(r, 20));
       void q.enqueue(async () => 'waits for room');

@@ -130,6 +130,10 @@ class Job<T = unknown> implements ListNode<Job>, JobContext, JobInfo {
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   private controller: AbortController | undefined = undefined;
+  /** Set by {@link bindToSubmitter}: calling it runs the job's function. */
+  start: (() => void) | undefined = undefined;
+  /** Set by {@link bindToSubmitter}: the function's result once {@link start} is called. */
+  outcome: Promise<T> | undefined = undefined;
 
   constructor(
     readonly jobId: string,
@@ -140,6 +144,22 @@ class Job<T = unknown> implements ListNode<Job>, JobContext, JobInfo {
     readonly resolve: (value: T) => void,
     readonly reject: (error: unknown) => void,
   ) {}
+
+  /**
+   * Called in the submitter's async context for a job that cannot start at once. The continuation
+   * is attached here, so the function later runs in that context rather than in whichever context
+   * drives the drain (request-scoped CLS and trace context stay the caller's).
+   */
+  bindToSubmitter(): void {
+    this.outcome = new Promise<void>((start) => (this.start = start)).then(() => this.fn(this));
+  }
+
+  /** Runs the function: directly when it starts in the submitter's own call, else through the binding. */
+  run(): T | Promise<T> {
+    if (this.start === undefined) return this.fn(this);
+    this.start();
+    return this.outcome!;
+  }
 
   /** Created lazily: most jobs never look at their signal. */
   get signal(): AbortSignal {
@@ -240,6 +260,8 @@ export class WriteQueue {
       job.phase = Phase.WaitingForRoom;
       this.roomWaiters.push(job as Job);
     }
+    // A job started by accept() above already runs in this (the submitter's) context.
+    if (job.phase === Phase.Queued || job.phase === Phase.WaitingForRoom) job.bindToSubmitter();
     return promise;
   }
 
@@ -386,7 +408,7 @@ export class WriteQueue {
     let ok = true;
     let outcome: unknown;
     try {
-      outcome = await job.fn(job);
+      outcome = await job.run();
     } catch (error) {
       ok = false;
       outcome = error;
