@@ -14,8 +14,8 @@ async function limitPages(dataSource: DataSource, pages: number): Promise<void> 
 describe('WriteCoordinator when SQLite itself fails', () => {
   const t = useTestingApp({
     providers: [ItemHandlers],
-    // busy_timeout: how long a write waits for a lock held elsewhere
-    typeorm: { timeout: 50 },
+    // how long a job waits in total for a write lock held elsewhere
+    coordinator: { busyBudgetMs: 100 },
   });
 
   it('fails writes on a full disk with nothing partial, then keeps committing once space returns', async () => {

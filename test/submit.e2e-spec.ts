@@ -30,7 +30,9 @@ describe('WriteCoordinator.submit() (seed parity)', () => {
       code: 'CONFLICT',
     });
     await t.coordinator.submit({ method: 'item.add', params: { key: 'b' } });
-    const changes = recorder.events.filter((e) => e.name === WriteCoordinatorEvents.Change).map((e) => e.payload);
+    const changes = recorder.events
+      .filter((e) => e.name === WriteCoordinatorEvents.Change && e.payload.kind === 'request')
+      .map((e) => e.payload);
     expect(changes).toEqual([
       expect.objectContaining({
         method: 'item.add',
@@ -55,7 +57,7 @@ describe('WriteCoordinator.submit() (seed parity)', () => {
       await t.coordinator.submit({ method: 'item.add', params: { key: 'kept' } }).catch(() => undefined); // CONFLICT
     });
     const changes = recorder.events
-      .filter((e) => e.name === WriteCoordinatorEvents.Change)
+      .filter((e) => e.name === WriteCoordinatorEvents.Change && e.payload.kind === 'request')
       .map((e) => e.payload.params);
     expect(changes).toEqual([{ key: 'kept' }]);
     expect((await rows()).map((r) => r.key)).toEqual(['kept']);

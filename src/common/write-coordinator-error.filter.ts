@@ -20,6 +20,7 @@ const STATUS: Record<WriteErrorCode, HttpStatus> = {
   METHOD_NOT_FOUND: HttpStatus.NOT_FOUND,
   INVALID_OPTIONS: HttpStatus.INTERNAL_SERVER_ERROR,
   INTERNAL: HttpStatus.INTERNAL_SERVER_ERROR,
+  WRITE_OUTSIDE_JOB: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 
 /** Maps coordinator errors to HTTP: retryable refusals become 503 with `Retry-After`. */

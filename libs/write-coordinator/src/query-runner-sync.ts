@@ -16,10 +16,14 @@ export function nativeInTransaction(dataSource: DataSource): boolean | undefined
  * failed work may have left levels open. Left as is, every later job would run in savepoints of
  * a transaction that never commits. Called only when the job did not commit.
  */
-export async function resyncAfterJob(dataSource: DataSource, runner: QueryRunner): Promise<void> {
+export async function resyncAfterJob(
+  dataSource: DataSource,
+  runner: QueryRunner,
+  query: (sql: string) => Promise<unknown> = (sql) => runner.query(sql),
+): Promise<void> {
   const inTransaction = nativeInTransaction(dataSource);
   if (inTransaction === undefined) return;
-  if (inTransaction) await runner.query('ROLLBACK');
+  if (inTransaction) await query('ROLLBACK');
   const state = runner as unknown as { isTransactionActive: boolean; transactionDepth: number };
   state.isTransactionActive = false;
   state.transactionDepth = 0;

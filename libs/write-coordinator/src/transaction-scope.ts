@@ -1,8 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { EntityManager } from 'typeorm';
 import { BusyError, InternalError, WriteCoordinatorError } from './errors';
-import { nativeInTransaction, resyncAfterJob } from './query-runner-sync';
+import { HeldTransaction } from './held-transaction';
+import { nativeInTransaction } from './query-runner-sync';
 import { isBusy, sqliteCode } from './sqlite-error';
+import type { WriterGate } from './writer-gate';
 import type { JobContext } from './write-queue';
 
 /** What a job's work function receives besides the manager. */
@@ -22,18 +24,29 @@ export type WriteWork<T> = (manager: EntityManager, job: WriteJob) => T | Promis
  */
 interface Frame {
   readonly owner: object;
-  readonly manager: EntityManager;
-  readonly job: WriteJob;
+  readonly gate: WriterGate;
+  job: WriteJob;
   readonly parent: Frame | undefined;
-  /** False once this level's transaction or savepoint has ended (late async calls then queue). */
+  /** True while this level's transaction or savepoint is open (late async calls then queue). */
   open: boolean;
   /** Serialises re-entrant calls made concurrently from this level: savepoints must nest. */
   tail: Promise<unknown>;
   /** Run after the top-level COMMIT, in order; discarded on rollback. */
   afterCommit: Array<() => void>;
+  /** Set when the level is a transaction its caller opened with `queryRunner.startTransaction()`. */
+  readonly held?: HeldTransaction;
+}
+
+/** How {@link TransactionScope.runJob} runs a job. */
+export interface JobMode {
+  /** False for statements that must run outside any transaction (PRAGMA, VACUUM). Default true. */
+  transactional?: boolean;
+  /** A frame prepared before the job started (a held transaction's). */
+  frame?: Frame;
 }
 
 const storage = new AsyncLocalStorage<Frame>();
+const NO_JOB: WriteJob = Object.freeze({ jobId: '', signal: new AbortController().signal });
 
 /**
  * @internal Runs work in transactions on behalf of an owner (a coordinator): a top-level job gets
@@ -44,6 +57,16 @@ export class TransactionScope {
     private readonly owner: object,
     private readonly onAfterCommitError: (error: unknown) => void,
   ) {}
+
+  /** True when the current async context is inside an open job of this owner. */
+  get isInside(): boolean {
+    return this.frame() !== undefined;
+  }
+
+  /** Id of the job the current async context runs in, if any. */
+  get currentJobId(): string | undefined {
+    return this.frame()?.job.jobId;
+  }
 
   /**
    * Registers a callback to run after the enclosing job commits (discarded if it rolls back).
@@ -57,58 +80,51 @@ export class TransactionScope {
   }
 
   /**
-   * Runs a queued job: BEGIN, work, COMMIT if the job may still commit, else ROLLBACK. Errors of
-   * the work are re-thrown as they are; BEGIN/COMMIT failures become coordinator errors.
+   * Runs a queued job: BEGIN IMMEDIATE, work, COMMIT if the job may still commit, else ROLLBACK.
+   * Errors of the work are re-thrown as they are; BEGIN/COMMIT failures become coordinator errors.
    */
-  async runJob<T>(dataSource: DataSource, ctx: JobContext, work: WriteWork<T>): Promise<T> {
-    const runner = dataSource.createQueryRunner();
-    try {
-      await runner.startTransaction();
-    } catch (error) {
-      await resyncAfterJob(dataSource, runner);
-      throw ownFailure('could not begin its transaction', error, ctx);
-    }
+  async runJob<T>(gate: WriterGate, ctx: JobContext, work: WriteWork<T>, mode: JobMode = {}): Promise<T> {
     const job: WriteJob = { jobId: ctx.jobId, signal: ctx.signal };
-    const frame: Frame = {
-      owner: this.owner,
-      manager: runner.manager,
-      job,
-      parent: storage.getStore(),
-      open: true,
-      tail: Promise.resolve(),
-      afterCommit: [],
-    };
+    const frame = mode.frame ?? this.newFrame(gate, storage.getStore());
+    frame.job = job;
+    if (mode.transactional === false) return this.runWithoutTransaction(frame, work);
     try {
-      const result = await storage.run(frame, () => work(runner.manager, job));
+      await gate.begin(ctx.signal);
+    } catch (error) {
+      throw error === ctx.signal.reason ? error : ownFailure('could not begin its transaction', error, ctx);
+    }
+    frame.open = true;
+    try {
+      const result = await storage.run(frame, () => work(gate.manager, job));
+      frame.open = false;
       if (!ctx.claimCommit()) throw ctx.signal.reason;
       try {
-        await runner.commitTransaction();
+        await gate.original.commitTransaction();
       } catch (error) {
         throw ownFailure('could not commit its transaction; nothing was written', error, ctx);
       }
-      if (nativeInTransaction(dataSource)) {
+      if (nativeInTransaction(gate.dataSource)) {
         throw ownFailure(
           'left transaction levels open (a startTransaction() without commit); nothing was written',
           undefined,
           ctx,
         );
       }
-      frame.open = false;
       this.runAfterCommit(frame.afterCommit);
       return result;
     } catch (error) {
       frame.open = false;
-      if (runner.isTransactionActive) {
+      if (gate.runner.isTransactionActive) {
         try {
-          await runner.rollbackTransaction();
+          await gate.original.rollbackTransaction();
         } catch {
           // The original error matters to the caller; SQLite may have ended the transaction itself.
         }
       }
-      await resyncAfterJob(dataSource, runner);
+      await gate.resync();
       throw error;
     } finally {
-      await runner.release();
+      await gate.runner.release();
     }
   }
 
@@ -121,10 +137,12 @@ export class TransactionScope {
     const frame = this.frame();
     if (!frame) return undefined;
     const step = () =>
-      frame.manager.transaction(async (manager) => {
-        const child: Frame = { ...frame, manager, parent: frame, open: true, tail: Promise.resolve(), afterCommit: [] };
+      frame.gate.savepoint(async () => {
+        const child = this.newFrame(frame.gate, frame);
+        child.job = frame.job;
+        child.open = true;
         try {
-          const result = await storage.run(child, () => work(manager, frame.job));
+          const result = await storage.run(child, () => work(frame.gate.manager, frame.job));
           frame.afterCommit.push(...child.afterCommit);
           return result;
         } finally {
@@ -136,12 +154,81 @@ export class TransactionScope {
     return result;
   }
 
+  /**
+   * Opens a held transaction for a caller of `queryRunner.startTransaction()` outside a job: the
+   * caller's async context (from this synchronous call on) belongs to a job that `enqueue` runs
+   * and that holds the drain until the caller commits or rolls back.
+   *
+   * @returns resolves once the transaction is open; rejects if the job never got to open it.
+   */
+  beginHeld(
+    gate: WriterGate,
+    enqueue: (run: (ctx: JobContext) => Promise<unknown>) => Promise<unknown>,
+  ): Promise<void> {
+    const held = new HeldTransaction();
+    const frame = this.newFrame(gate, storage.getStore(), held);
+    // The caller's own continuation must run in the frame: only enterWith reaches it.
+    storage.enterWith(frame);
+    return new Promise<void>((opened, failed) => {
+      held.outcome = enqueue((ctx) =>
+        this.runJob(
+          gate,
+          ctx,
+          (_manager, job) => {
+            opened();
+            return held.hold(job.signal);
+          },
+          { frame },
+        ),
+      );
+      held.outcome.catch(failed);
+    });
+  }
+
+  /**
+   * The held transaction the current context opened, while its caller may still end it: open,
+   * or ended by the coordinator (cancelled, timed out, failed) but not yet by the caller.
+   */
+  heldTransaction(): { held: HeldTransaction; open: boolean; depth: number } | undefined {
+    for (let f = storage.getStore(); f; f = f.parent) {
+      if (f.owner !== this.owner) continue;
+      if (f.held && !f.held.endedByCaller) return { held: f.held, open: f.open, depth: f.gate.depth };
+      if (f.open) return undefined;
+    }
+    return undefined;
+  }
+
   /** The innermost open level of a job of this owner in the current async context. */
   private frame(): Frame | undefined {
     for (let f = storage.getStore(); f; f = f.parent) {
       if (f.owner === this.owner && f.open) return f;
     }
     return undefined;
+  }
+
+  private newFrame(gate: WriterGate, parent: Frame | undefined, held?: HeldTransaction): Frame {
+    return {
+      owner: this.owner,
+      gate,
+      job: NO_JOB,
+      parent,
+      open: false,
+      tail: Promise.resolve(),
+      afterCommit: [],
+      held,
+    };
+  }
+
+  private async runWithoutTransaction<T>(frame: Frame, work: WriteWork<T>): Promise<T> {
+    frame.open = true;
+    try {
+      const result = await storage.run(frame, () => work(frame.gate.manager, frame.job));
+      frame.open = false;
+      this.runAfterCommit(frame.afterCommit);
+      return result;
+    } finally {
+      frame.open = false;
+    }
   }
 
   private runAfterCommit(callbacks: Array<() => void>): void {

@@ -1,7 +1,23 @@
 import { DataSource } from 'typeorm';
 import { InvalidOptionsError } from './errors';
 import type { ChangePublisher } from './change-publisher';
+import type { TopicMapping } from './change-topics';
 import type { WhenFull } from './write-queue';
+
+/**
+ * What happens to a TypeORM write issued outside a coordinator job (a `repo.save()` in a
+ * controller, a `dataSource.transaction()`, a raw `INSERT` through `dataSource.query()`):
+ * - `'serialize'`: it runs as its own job on the coordinator (a transaction holds the drain until
+ *   it commits or rolls back);
+ * - `'warn'`: the same, and a warning naming the operation is logged once per operation, to help
+ *   move such writes into explicit jobs;
+ * - `'throw'`: it is refused with `WRITE_OUTSIDE_JOB` and nothing is written;
+ * - `'off'`: it runs unserialised, as TypeORM alone would run it (unsafe under concurrency).
+ */
+export type OutsideWriteMode = 'serialize' | 'warn' | 'throw' | 'off';
+
+/** SQLite's `synchronous` levels; `FULL` makes every commit durable across power loss. */
+export type SynchronousLevel = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
 
 /**
  * Options of one coordinator, given to `WriteCoordinatorModule.forRoot()` or returned by the
@@ -54,6 +70,53 @@ export interface WriteCoordinatorOptions {
    * @default publishes `WriteCoordinatorEvents.Change` on EventEmitter2 when the app has one
    */
   publisher?: ChangePublisher;
+  /**
+   * Writes issued outside a job: `'serialize'`, `'warn'`, `'throw'` or `'off'`
+   * (see {@link OutsideWriteMode}).
+   * @default 'serialize'
+   */
+  writesOutsideJobs?: OutsideWriteMode;
+  /**
+   * Serve reads issued outside a job from a separate read-only connection on the same WAL
+   * database, so they see the last committed state and never a running job's uncommitted rows.
+   * Needs a database file (not `:memory:`).
+   * @default true
+   */
+  readIsolation?: boolean;
+  /**
+   * `PRAGMA synchronous` of the writing connection, applied and verified at bootstrap.
+   * `FULL` (default) makes each commit durable; `NORMAL` in WAL mode may lose the last commits on
+   * power loss (never on a process crash) and commits faster.
+   * @default 'FULL'
+   */
+  synchronous?: SynchronousLevel;
+  /**
+   * `PRAGMA foreign_keys` of the writing connection, applied and verified at bootstrap.
+   * @default true
+   */
+  foreignKeys?: boolean;
+  /**
+   * `PRAGMA busy_timeout` of both connections: how long SQLite itself waits (blocking the event
+   * loop) on one attempt to take a lock held by another process. Keep it small; waiting longer is
+   * the job of `busyBudgetMs`, which does not block.
+   * @default 10
+   */
+  busyTimeoutMs?: number;
+  /**
+   * How long a job may wait in total for the write lock when another process holds it, retrying
+   * `BEGIN IMMEDIATE` with exponential backoff without blocking the event loop; then it fails
+   * with `BUSY` (retryable, nothing written).
+   * @default 5000
+   */
+  busyBudgetMs?: number;
+  /**
+   * Topic of the change published for a committed `submit()` request: a map from method name
+   * to topic, or a function returning the topic (`undefined` falls back to the default). By
+   * default `CreateSession` becomes `db.session.created` (the seed's convention) and any other
+   * method name is its own topic.
+   * @default the seed's convention
+   */
+  topics?: TopicMapping;
 }
 
 /** @internal Options after defaults and validation; everything downstream reads this type. */
@@ -66,6 +129,13 @@ export interface ResolvedWriteCoordinatorOptions {
   readonly isGlobal: boolean;
   readonly shutdownGraceMs: number;
   readonly publisher: ChangePublisher | undefined;
+  readonly writesOutsideJobs: OutsideWriteMode;
+  readonly readIsolation: boolean;
+  readonly synchronous: SynchronousLevel;
+  readonly foreignKeys: boolean;
+  readonly busyTimeoutMs: number;
+  readonly busyBudgetMs: number;
+  readonly topics: TopicMapping | undefined;
 }
 
 /** The default value of every option. */
@@ -78,6 +148,13 @@ export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
   isGlobal: false,
   shutdownGraceMs: 10_000,
   publisher: undefined,
+  writesOutsideJobs: 'serialize',
+  readIsolation: true,
+  synchronous: 'FULL',
+  foreignKeys: true,
+  busyTimeoutMs: 10,
+  busyBudgetMs: 5_000,
+  topics: undefined,
 } as const satisfies ResolvedWriteCoordinatorOptions);
 
 type Check = (value: unknown) => string | undefined;
@@ -88,6 +165,18 @@ const positiveFinite: Check = (v) =>
   typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'a finite number of ms greater than 0';
 const nonNegativeFinite: Check = (v) =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : 'a finite number of ms, 0 or more';
+const nonNegativeInteger: Check = (v) =>
+  Number.isInteger(v) && (v as number) >= 0 ? undefined : 'an integer, 0 or more';
+const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : 'a boolean');
+const oneOf =
+  (...values: string[]): Check =>
+  (v) =>
+    values.includes(v as string)
+      ? undefined
+      : values
+          .map((value) => `'${value}'`)
+          .join(', ')
+          .replace(/, ([^,]*)$/, ' or $1');
 
 /** One validator per option; an option missing here is unknown and refused (typos fail loudly). */
 const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
@@ -97,14 +186,28 @@ const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
       ? undefined
       : 'a TypeORM DataSource or the non-empty name it was registered under',
   queueSize: integer,
-  whenFull: (v) => (v === 'wait' || v === 'reject' ? undefined : "'wait' or 'reject'"),
+  whenFull: oneOf('wait', 'reject'),
   timeoutMs: positiveFinite,
-  isGlobal: (v) => (typeof v === 'boolean' ? undefined : 'a boolean'),
+  isGlobal: boolean,
   shutdownGraceMs: nonNegativeFinite,
   publisher: (v) =>
     typeof v === 'object' && v !== null && typeof (v as ChangePublisher).publish === 'function'
       ? undefined
       : 'an object with a publish(change) method',
+  writesOutsideJobs: oneOf('serialize', 'warn', 'throw', 'off'),
+  readIsolation: boolean,
+  synchronous: oneOf('OFF', 'NORMAL', 'FULL', 'EXTRA'),
+  foreignKeys: boolean,
+  busyTimeoutMs: nonNegativeInteger,
+  busyBudgetMs: nonNegativeFinite,
+  topics: (v) =>
+    typeof v === 'function' ||
+    (typeof v === 'object' &&
+      v !== null &&
+      !Array.isArray(v) &&
+      Object.values(v).every((t) => typeof t === 'string' && t !== ''))
+      ? undefined
+      : 'a function (method) => topic, or an object mapping method names to non-empty topic strings',
 };
 
 /**

@@ -1,8 +1,10 @@
-import { BeforeApplicationShutdown, Logger, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import type { DataSource } from 'typeorm';
 import { ChangePublisher, createEventEmitterPublisher, WriteChange, WriteRequestMeta } from './change-publisher';
+import { topicOf } from './change-topics';
+import { attachToDataSource, DataSourceAttachment } from './data-source-attachment';
 import { CoordinatorNotReadyError, InvalidParamsError, WriteCoordinatorError } from './errors';
 import { describeValue } from './errors/invalid-options.error';
 import { TransactionScope, WriteWork } from './transaction-scope';
@@ -11,7 +13,8 @@ import { createEventBridge } from './write-coordinator.event-bridge';
 import { resolveDataSource } from './write-coordinator.data-source';
 import { settlesWithin } from './settles-within';
 import { WriteHandlerRegistry } from './write-handler.registry';
-import { EnqueueOptions, QueueMetrics, WriteQueue, WriteQueueState } from './write-queue';
+import type { WriterGate } from './writer-gate';
+import { EnqueueOptions, JobContext, QueueMetrics, WriteQueue, WriteQueueState } from './write-queue';
 
 /** Per-call options of `run()`, `submit()` and decorated methods. */
 export interface WriteOptions {
@@ -47,14 +50,14 @@ export interface CoordinatorMetrics extends QueueMetrics {
  * in its own transaction, in submission order. Inject it (`WriteCoordinator` for the default one,
  * `@InjectWriteCoordinator(name)` for a named one).
  */
-export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown {
+export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger: Logger;
   private readonly queue: WriteQueue;
   private readonly scope: TransactionScope;
   private readonly handlers = new WriteHandlerRegistry();
   private readonly publisher: ChangePublisher | undefined;
   /** Set once at bootstrap; until then every call fails with `COORDINATOR_NOT_READY`. */
-  private source: DataSource | undefined;
+  private attachment: DataSourceAttachment | undefined;
 
   /** @internal Built by `WriteCoordinatorModule`; do not construct it yourself. */
   constructor(
@@ -83,12 +86,12 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
 
   /** True once bootstrap attached the DataSource and until the coordinator stops. */
   get isReady(): boolean {
-    return this.source !== undefined && this.queue.state === 'running';
+    return this.attachment !== undefined && this.queue.state === 'running';
   }
 
   /** The DataSource whose writes this coordinator serialises (undefined before bootstrap). */
   get dataSource(): DataSource | undefined {
-    return this.source;
+    return this.attachment?.dataSource;
   }
 
   /**
@@ -112,14 +115,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     } catch (error) {
       return this.queue.refuse(labelOf(options), () => error as WriteCoordinatorError);
     }
-    const inline = this.scope.runInline(work);
-    if (inline) return inline;
-    const source = this.source;
-    if (!source) {
-      return this.queue.refuse(options.label, (job) => new CoordinatorNotReadyError(this.notReadyReason(), job));
-    }
-    const enqueue: EnqueueOptions = options;
-    return this.queue.enqueue((ctx) => this.scope.runJob(source, ctx, work), enqueue);
+    return this.scope.runInline(work) ?? this.enqueue(options, (ctx, gate) => this.scope.runJob(gate, ctx, work));
   }
 
   /**
@@ -147,7 +143,16 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
       (manager, job) =>
         this.handlers.invoke(method, params, manager, job, (result) => {
           this.scope.afterCommit(() =>
-            this.publish({ coordinator: this.name, jobId: job.jobId, method, topic: method, params, result, meta }),
+            this.publish({
+              kind: 'request',
+              coordinator: this.name,
+              jobId: job.jobId,
+              method,
+              topic: topicOf(method, this.options.topics),
+              params,
+              result,
+              meta,
+            }),
           );
         }),
       { ...options, label: options.label ?? method },
@@ -185,9 +190,19 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     this.handlers.register(...args);
   }
 
-  /** @internal Resolves the DataSource; from now on the coordinator accepts work. */
+  /**
+   * @internal Resolves the DataSource and takes it over (PRAGMAs, read connection, every write
+   * path routed through this coordinator); from now on the coordinator accepts work.
+   */
   onModuleInit(): void {
-    this.source = resolveDataSource(this.moduleRef, this.options.dataSource);
+    const dataSource = resolveDataSource(this.moduleRef, this.options.dataSource);
+    this.attachment = attachToDataSource(
+      dataSource,
+      this.options,
+      this.scope,
+      (label, run) => this.enqueue({ label }, (ctx) => run(ctx)),
+      this.publisher && ((change) => this.publish(change)),
+    );
   }
 
   /**
@@ -205,6 +220,23 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     if (!(await settlesWithin(this.shutdown(), 1_000))) {
       this.logger.error('the running job did not settle; its transaction will be lost with the DataSource');
     }
+  }
+
+  /**
+   * @internal Gives the DataSource back to TypeORM alone (after the drain stopped) and closes
+   * the read connection; `@nestjs/typeorm` destroys the DataSource in the same phase.
+   */
+  onApplicationShutdown(): void {
+    this.attachment?.detach();
+  }
+
+  /** Queues a job on the gate of the attached DataSource, or refuses it before bootstrap. */
+  private enqueue<T>(options: EnqueueOptions, run: (ctx: JobContext, gate: WriterGate) => Promise<T>): Promise<T> {
+    const gate = this.attachment?.gate;
+    if (!gate) {
+      return this.queue.refuse(options.label, (job) => new CoordinatorNotReadyError(this.notReadyReason(), job));
+    }
+    return this.queue.enqueue((ctx) => run(ctx, gate), options);
   }
 
   private notReadyReason(): string {

@@ -11,3 +11,4 @@ export * from './busy.error';
 export * from './internal.error';
 export * from './invalid-options.error';
 export * from './coordinator-not-ready.error';
+export * from './write-outside-job.error';

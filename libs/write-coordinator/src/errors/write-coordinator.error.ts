@@ -13,7 +13,8 @@ export type WriteErrorCode =
   | 'BUSY'
   | 'INTERNAL'
   | 'INVALID_OPTIONS'
-  | 'COORDINATOR_NOT_READY';
+  | 'COORDINATOR_NOT_READY'
+  | 'WRITE_OUTSIDE_JOB';
 
 /** Extra context attached to a {@link WriteCoordinatorError}. */
 export interface WriteCoordinatorErrorOptions {

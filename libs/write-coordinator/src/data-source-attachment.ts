@@ -1,0 +1,77 @@
+import type { Database } from 'better-sqlite3';
+import type { DataSource } from 'typeorm';
+import type { WriteChange } from './change-publisher';
+import { EntityChangeCollector } from './entity-change.collector';
+import { InvalidOptionsError } from './errors';
+import { ReadConnection } from './read-connection';
+import { applyWriterPragmas } from './sqlite-pragmas';
+import type { TransactionScope } from './transaction-scope';
+import { registerGuard, unregisterGuard } from './typeorm-patches';
+import type { ResolvedWriteCoordinatorOptions } from './write-coordinator.options';
+import { JobEnqueuer, WriteGuard } from './write-guard';
+import { WriterGate } from './writer-gate';
+
+/** @internal What a coordinator sets up on its DataSource at bootstrap. */
+export interface DataSourceAttachment {
+  readonly dataSource: DataSource;
+  readonly gate: WriterGate;
+  /** Undoes everything: TypeORM's methods, the read connection, the change subscriber. */
+  detach(): void;
+}
+
+/**
+ * @internal Takes over a DataSource for a coordinator: applies and verifies the PRAGMAs, opens
+ * the read connection, routes every write path through the coordinator and subscribes to entity
+ * changes (when there is a publisher).
+ *
+ * @throws {InvalidOptionsError} for a DataSource that is not better-sqlite3, already has a
+ *   coordinator, or refuses a PRAGMA.
+ */
+export function attachToDataSource(
+  dataSource: DataSource,
+  options: ResolvedWriteCoordinatorOptions,
+  scope: TransactionScope,
+  enqueue: JobEnqueuer,
+  publish: ((change: WriteChange) => void) | undefined,
+): DataSourceAttachment {
+  if (dataSource.options.type !== 'better-sqlite3') {
+    throw new InvalidOptionsError('dataSource', "a DataSource of type 'better-sqlite3'", dataSource.options.type);
+  }
+  const gate = new WriterGate(dataSource, options.busyBudgetMs);
+  if (gate.runner.isTransactionActive) {
+    throw new InvalidOptionsError(
+      'dataSource',
+      'a DataSource with no transaction open at bootstrap',
+      'an open transaction',
+    );
+  }
+  const writer = (dataSource.driver as unknown as { databaseConnection: Database }).databaseConnection;
+  applyWriterPragmas(writer, {
+    synchronous: options.synchronous,
+    foreignKeys: options.foreignKeys,
+    busyTimeoutMs: options.busyTimeoutMs,
+    requireWal: options.readIsolation,
+  });
+  const reader = options.readIsolation ? new ReadConnection(gate, options.busyTimeoutMs) : undefined;
+  const guard = new WriteGuard(gate, scope, reader, options.writesOutsideJobs, enqueue, options.name);
+  try {
+    registerGuard(dataSource, guard, options.name);
+  } catch (error) {
+    reader?.close();
+    throw error;
+  }
+  guard.install();
+  const collector = publish && new EntityChangeCollector(options.name, scope, publish);
+  if (collector) dataSource.subscribers.push(collector);
+  return {
+    dataSource,
+    gate,
+    detach() {
+      unregisterGuard(dataSource, guard);
+      guard.uninstall();
+      reader?.close();
+      const index = collector ? dataSource.subscribers.indexOf(collector) : -1;
+      if (index >= 0) dataSource.subscribers.splice(index, 1);
+    },
+  };
+}

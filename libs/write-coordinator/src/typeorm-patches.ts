@@ -1,0 +1,100 @@
+import {
+  DataSource,
+  DeleteQueryBuilder,
+  EntityManager,
+  InsertQueryBuilder,
+  RelationQueryBuilder,
+  UpdateQueryBuilder,
+} from 'typeorm';
+import { SoftDeleteQueryBuilder } from 'typeorm/query-builder/SoftDeleteQueryBuilder';
+import { InvalidOptionsError } from './errors';
+import type { WriteGuard } from './write-guard';
+
+/**
+ * The EntityManager methods that write. Each runs as one job when called outside a job, so a
+ * `save()` with cascades stays atomic. Repository methods delegate to these.
+ */
+const MANAGER_WRITES = [
+  'save',
+  'remove',
+  'softRemove',
+  'recover',
+  'insert',
+  'upsert',
+  'update',
+  'updateAll',
+  'delete',
+  'deleteAll',
+  'softDelete',
+  'restore',
+  'clear',
+  'increment',
+  'decrement',
+] as const;
+
+/** Query builders whose methods write, with those methods. */
+const BUILDER_WRITES: ReadonlyArray<[{ prototype: object; name: string }, readonly string[]]> = [
+  [InsertQueryBuilder, ['execute']],
+  [UpdateQueryBuilder, ['execute']],
+  [DeleteQueryBuilder, ['execute']],
+  [SoftDeleteQueryBuilder, ['execute']],
+  [RelationQueryBuilder, ['set', 'add', 'remove', 'addAndRemove']],
+];
+
+/** The guard of each DataSource that has a coordinator; others are left to TypeORM alone. */
+const guards = new WeakMap<DataSource, WriteGuard>();
+let installed = false;
+
+/**
+ * @internal Attaches a guard to a DataSource (installing the TypeORM patches on first use).
+ * @throws {InvalidOptionsError} when another coordinator already serialises this DataSource.
+ */
+export function registerGuard(dataSource: DataSource, guard: WriteGuard, coordinator: string): void {
+  if (guards.has(dataSource)) {
+    throw new InvalidOptionsError(
+      'dataSource',
+      'a DataSource no other coordinator serialises (one coordinator per DataSource)',
+      `the DataSource already used by another coordinator than '${coordinator}'`,
+    );
+  }
+  installTypeormPatches();
+  guards.set(dataSource, guard);
+}
+
+/** @internal Detaches a DataSource's guard; its writes are TypeORM's alone again. */
+export function unregisterGuard(dataSource: DataSource, guard: WriteGuard): void {
+  if (guards.get(dataSource) === guard) guards.delete(dataSource);
+}
+
+/**
+ * Wraps the write methods of TypeORM's EntityManager and query builders, once per process. A
+ * wrapped method looks up the guard of its DataSource; without one it is TypeORM's own method.
+ */
+function installTypeormPatches(): void {
+  if (installed) return;
+  installed = true;
+  for (const method of MANAGER_WRITES) wrapWrite(EntityManager.prototype, method, `EntityManager.${method}`);
+  for (const [builder, methods] of BUILDER_WRITES) {
+    for (const method of methods) wrapWrite(builder.prototype, method, `${builder.name}.${method}`);
+  }
+  const transaction = EntityManager.prototype.transaction as (
+    this: EntityManager,
+    ...args: unknown[]
+  ) => Promise<unknown>;
+  EntityManager.prototype.transaction = function (this: EntityManager, ...args: unknown[]) {
+    const guard = guards.get(this.dataSource);
+    const work = args.find((arg) => typeof arg === 'function') as ((manager: EntityManager) => unknown) | undefined;
+    if (!guard || !work) return transaction.apply(this, args);
+    return guard.transaction(work, () => transaction.apply(this, args));
+  } as EntityManager['transaction'];
+}
+
+function wrapWrite(prototype: object, method: string, operation: string): void {
+  const target = prototype as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const original = target[method];
+  if (typeof original !== 'function') return;
+  target[method] = function (this: { dataSource: DataSource }, ...args: unknown[]) {
+    const guard = guards.get(this.dataSource);
+    return guard ? guard.write(operation, () => original.apply(this, args)) : original.apply(this, args);
+  };
+}

@@ -1,0 +1,175 @@
+import { Logger } from '@nestjs/common';
+import { TransactionNotStartedError, TypeORMError } from 'typeorm';
+import { WriteOutsideJobError } from './errors';
+import type { ReadConnection } from './read-connection';
+import { statementKind } from './sql-statement';
+import type { TransactionScope, WriteWork } from './transaction-scope';
+import type { OutsideWriteMode } from './write-coordinator.options';
+import type { JobContext } from './write-queue';
+import { isGateCall, RunnerMethods, WriterGate } from './writer-gate';
+
+/** @internal Puts a job on the coordinator's queue (with its not-ready and state checks). */
+export type JobEnqueuer = <T>(label: string, run: (ctx: JobContext) => Promise<T>) => Promise<T>;
+
+/** TypeORM's literal at depth 0, and what the coordinator sends instead. */
+const DEFERRED_BEGIN = 'BEGIN TRANSACTION';
+const IMMEDIATE_BEGIN = 'BEGIN IMMEDIATE TRANSACTION';
+
+/**
+ * @internal Makes every write path of one DataSource go through its coordinator. It routes what
+ * reaches TypeORM's shared query runner (raw queries, `startTransaction()` … `commitTransaction()`)
+ * and, through {@link installTypeormPatches}, the EntityManager and QueryBuilder writes:
+ * - inside a job: passed through, so they join the job's transaction;
+ * - outside a job: a write runs as its own job (`writesOutsideJobs`), a read goes to the read
+ *   connection, a transaction opened on the runner holds the drain until it ends.
+ */
+export class WriteGuard {
+  private readonly warned = new Set<string>();
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly gate: WriterGate,
+    private readonly scope: TransactionScope,
+    private readonly reader: ReadConnection | undefined,
+    private readonly mode: OutsideWriteMode,
+    private readonly enqueue: JobEnqueuer,
+    coordinatorName: string,
+  ) {
+    this.logger = new Logger(`WriteCoordinator(${coordinatorName})`);
+  }
+
+  /** Replaces the shared runner's methods with routing ones; {@link uninstall} restores them. */
+  install(): void {
+    const runner = this.gate.runner as unknown as RunnerMethods;
+    runner.query = (sql, parameters, structured) => this.query(sql, parameters, structured);
+    runner.startTransaction = (level) => this.startTransaction(level);
+    runner.commitTransaction = () => this.endTransaction('commit');
+    runner.rollbackTransaction = () => this.endTransaction('rollback');
+  }
+
+  uninstall(): void {
+    const runner = this.gate.runner as unknown as Partial<RunnerMethods>;
+    delete runner.query;
+    delete runner.startTransaction;
+    delete runner.commitTransaction;
+    delete runner.rollbackTransaction;
+  }
+
+  /** An EntityManager / QueryBuilder write: joins the job it is called from, else becomes one. */
+  write<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    if (this.scope.isInside) return call();
+    return this.outside(operation, call, (ctx) => this.scope.runJob(this.gate, ctx, call));
+  }
+
+  /** `manager.transaction(fn)` / `dataSource.transaction(fn)` in both call forms. */
+  transaction<T>(work: WriteWork<T>, unserialised: () => Promise<T>): Promise<T> {
+    return (
+      this.scope.runInline(work) ??
+      this.outside('EntityManager.transaction', unserialised, (ctx) => this.scope.runJob(this.gate, ctx, work))
+    );
+  }
+
+  private query(sql: string, parameters?: unknown[], structured?: boolean): Promise<unknown> {
+    if (isGateCall())
+      return this.gate.original.query(sql === DEFERRED_BEGIN ? IMMEDIATE_BEGIN : sql, parameters, structured);
+    const run = () => this.gate.original.query(sql, parameters, structured);
+    if (this.scope.isInside) return run();
+    const ended = this.endedHeldTransaction();
+    if (ended) return ended;
+    const kind = statementKind(sql);
+    if (kind === 'read') {
+      if (!this.reader?.isOpen) return run();
+      if (this.reader.reads(sql)) return this.reader.query(sql, parameters, structured);
+    }
+    const operation = `query(${/^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? 'SQL'})`;
+    if (kind === 'transaction') {
+      if (this.mode === 'off') return run();
+      return Promise.reject(
+        new WriteOutsideJobError(
+          operation,
+          'transaction statements only make sense inside a transaction of your own; ' +
+            'use dataSource.transaction(fn) or queryRunner.startTransaction()',
+        ),
+      );
+    }
+    const transactional = kind !== 'connection';
+    return this.outside(operation, run, (ctx) => this.scope.runJob(this.gate, ctx, run, { transactional }));
+  }
+
+  private startTransaction(level?: string): Promise<void> {
+    if (this.scope.isInside) return this.gate.original.startTransaction(level);
+    const ended = this.endedHeldTransaction();
+    if (ended) return ended;
+    return this.outside('queryRunner.startTransaction', () => this.gate.original.startTransaction(level), undefined);
+  }
+
+  private endTransaction(end: 'commit' | 'rollback'): Promise<void> {
+    const original = end === 'commit' ? this.gate.original.commitTransaction : this.gate.original.rollbackTransaction;
+    const held = this.scope.heldTransaction();
+    if (held && (held.depth <= 1 || !held.open)) return end === 'commit' ? held.held.commit() : held.held.rollback();
+    if (this.scope.isInside) {
+      if (this.gate.depth > 1) return original();
+      return Promise.reject(
+        new TypeORMError(
+          `${end}Transaction() would end the coordinator job's own transaction; ` +
+            'the coordinator commits it when the job returns and rolls it back when it throws',
+        ),
+      );
+    }
+    return this.mode === 'off' ? original() : Promise.reject(new TransactionNotStartedError());
+  }
+
+  /**
+   * Routes a write issued outside a job by `writesOutsideJobs`. `job` runs it as a job; without
+   * one, it is a transaction to hold on the drain until its caller ends it.
+   */
+  private outside<T>(
+    operation: string,
+    unserialised: () => Promise<T>,
+    job: ((ctx: JobContext) => Promise<T>) | undefined,
+  ): Promise<T> {
+    switch (this.mode) {
+      case 'off':
+        return unserialised();
+      case 'throw':
+        return Promise.reject(
+          new WriteOutsideJobError(
+            operation,
+            "writesOutsideJobs is 'throw'; run it inside coordinator.run(), submit() or a @SerializedWrite method",
+          ),
+        );
+      case 'warn':
+        this.warnOnce(operation);
+        break;
+      case 'serialize':
+        break;
+    }
+    if (job) return this.enqueue(operation, job);
+    return this.scope.beginHeld(this.gate, (run) => this.enqueue(operation, run)) as Promise<T>;
+  }
+
+  /** A transaction of this context ended by the coordinator (cancelled, timed out): its later calls fail. */
+  private endedHeldTransaction(): Promise<never> | undefined {
+    const held = this.scope.heldTransaction();
+    if (!held || held.open) return undefined;
+    return held.held.outcome.then(
+      () => Promise.reject(new TransactionNotStartedError()),
+      (error: unknown) => Promise.reject(error instanceof Error ? error : new TransactionNotStartedError()),
+    );
+  }
+
+  private warnOnce(operation: string): void {
+    if (this.warned.has(operation)) return;
+    this.warned.add(operation);
+    const caller = new Error().stack
+      ?.split('\n')
+      .slice(1)
+      .find((line) => !/node_modules|write-coordinator[\\/]src|node:internal/.test(line))
+      ?.trim();
+    this.logger.warn(
+      `${operation} ran outside a coordinator job and was serialised as its own job` +
+        `${caller ? ` (${caller})` : ''}; move it into coordinator.run(), submit() or a @SerializedWrite method ` +
+        "(logged once per operation; writesOutsideJobs: 'serialize' silences this)",
+    );
+  }
+}

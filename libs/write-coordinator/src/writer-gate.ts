@@ -1,0 +1,109 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { resyncAfterJob } from './query-runner-sync';
+import { isBusy, sqliteCode } from './sqlite-error';
+
+/** @internal The shared runner's methods as TypeORM defines them, before the guard wraps them. */
+export interface RunnerMethods {
+  query(sql: string, parameters?: unknown[], structured?: boolean): Promise<unknown>;
+  startTransaction(isolationLevel?: string): Promise<void>;
+  commitTransaction(): Promise<void>;
+  rollbackTransaction(): Promise<void>;
+}
+
+/** Longest pause between two attempts to take the write lock. */
+const MAX_BACKOFF_MS = 50;
+
+/** Marks the async context of the coordinator's own calls of the original methods. */
+const gateCalls = new AsyncLocalStorage<true>();
+
+/** @internal True inside the coordinator's own BEGIN/COMMIT/ROLLBACK/SAVEPOINT calls. */
+export function isGateCall(): boolean {
+  return gateCalls.getStore() === true;
+}
+
+/**
+ * @internal The DataSource's one shared query runner (TypeORM's better-sqlite3 driver has only
+ * one), driven by the coordinator through TypeORM's own methods so that its transaction depth
+ * stays right. Holds the original methods, so that the coordinator's own BEGIN/COMMIT/SAVEPOINT
+ * bypass the routing the guard installs on the runner.
+ */
+export class WriterGate {
+  readonly runner: QueryRunner;
+  readonly original: RunnerMethods;
+
+  constructor(
+    readonly dataSource: DataSource,
+    private readonly busyBudgetMs: number,
+  ) {
+    this.runner = dataSource.createQueryRunner();
+    const proto = Object.getPrototypeOf(this.runner) as RunnerMethods;
+    const runner = this.runner;
+    this.original = {
+      query: (sql, parameters, structured) =>
+        gateCalls.run(true, () => proto.query.call(runner, sql, parameters, structured)),
+      startTransaction: (level) => gateCalls.run(true, () => proto.startTransaction.call(runner, level)),
+      commitTransaction: () => gateCalls.run(true, () => proto.commitTransaction.call(runner)),
+      rollbackTransaction: () => gateCalls.run(true, () => proto.rollbackTransaction.call(runner)),
+    };
+  }
+
+  /** The manager bound to the shared runner: what a job's work receives. */
+  get manager(): EntityManager {
+    return this.runner.manager;
+  }
+
+  /** TypeORM's transaction depth of the shared runner (1 inside a job, more in savepoints). */
+  get depth(): number {
+    return (this.runner as unknown as { transactionDepth: number }).transactionDepth;
+  }
+
+  /**
+   * Opens the job's transaction. TypeORM sends `BEGIN TRANSACTION`, which the guard turns into
+   * `BEGIN IMMEDIATE TRANSACTION`: the write lock is taken now, or SQLite answers BUSY at once
+   * (after `busy_timeout`). While another process holds the lock, retries with exponential
+   * backoff (without blocking the event loop) for at most `busyBudgetMs`, then throws the BUSY
+   * error. Stops early, throwing the signal's reason, when `signal` aborts.
+   */
+  async begin(signal: AbortSignal): Promise<void> {
+    const giveUpAt = performance.now() + this.busyBudgetMs;
+    for (let backoff = 1; ; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
+      try {
+        await this.original.startTransaction();
+        return;
+      } catch (error) {
+        await this.resync();
+        const remaining = giveUpAt - performance.now();
+        if (!isBusy(sqliteCode(error)) || remaining <= 0) throw error;
+        const pause = Math.min(remaining, backoff * (0.5 + Math.random() / 2));
+        await sleep(pause, undefined, { signal }).catch(() => {
+          throw signal.reason;
+        });
+      }
+    }
+  }
+
+  /** Runs `work` in a savepoint of the open transaction: released if it returns, rolled back if it throws. */
+  async savepoint<T>(work: () => Promise<T>): Promise<T> {
+    await this.original.startTransaction();
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      try {
+        await this.original.rollbackTransaction();
+      } catch {
+        // The work's error matters to the caller; the job's own rollback cleans up after this.
+      }
+      throw error;
+    }
+    await this.original.commitTransaction();
+    return result;
+  }
+
+  /** Brings TypeORM's view of the runner back in line with the connection after a failure. */
+  resync(): Promise<void> {
+    return resyncAfterJob(this.dataSource, this.runner, this.original.query);
+  }
+}
