@@ -58,36 +58,43 @@ describe('WriteCoordinator on a real SQLite file', () => {
     });
     afterEach(() => app.close());
 
-    it('commits exactly the 80 rows of the 40 successful jobs and hands each failure its own error', async () => {
-      const coordinator = app.get(WriteCoordinator);
-      const settled = await Promise.allSettled(
-        Array.from({ length: JOBS }, (_, job) => coordinator.run((manager) => twoInserts(manager, job))),
-      );
-      settled.forEach((s, job) => {
-        if (job % 5 === 4) {
-          expect(s.status).toBe('rejected');
-          expect((s as PromiseRejectedResult).reason).toBeInstanceOf(JobFailure);
-          expect(((s as PromiseRejectedResult).reason as JobFailure).job).toBe(job);
-        } else {
-          expect(s).toEqual({ status: 'fulfilled', value: job });
-        }
-      });
-      const rows = await committedItems(database);
-      expect(rows).toHaveLength(80);
-      const byJob = new Map<number, number[]>();
-      for (const row of rows) byJob.set(row.job, [...(byJob.get(row.job) ?? []), row.step]);
-      expect([...byJob.keys()].sort((a, b) => a - b)).toEqual(
-        Array.from({ length: JOBS }, (_, job) => job).filter((job) => job % 5 !== 4),
-      );
-      for (const steps of byJob.values()) expect(steps).toEqual([1, 2]);
-      expect(coordinator.metrics()).toMatchObject({
-        accepted: 50,
-        completed: 40,
-        failed: 10,
-        queueDepth: 0,
-        running: 0,
-      });
-    });
+    it.each([
+      ['coordinator.run()', (c: WriteCoordinator, job: number) => c.run((manager) => twoInserts(manager, job))],
+      [
+        'un-decorated dataSource.transaction()',
+        (c: WriteCoordinator, job: number) => c.dataSource!.transaction((manager) => twoInserts(manager, job)),
+      ],
+    ])(
+      'through %s: commits exactly the 80 rows of the 40 successful jobs and hands each failure its own error',
+      async (_, write) => {
+        const coordinator = app.get(WriteCoordinator);
+        const settled = await Promise.allSettled(Array.from({ length: JOBS }, (_, job) => write(coordinator, job)));
+        settled.forEach((s, job) => {
+          if (job % 5 === 4) {
+            expect(s.status).toBe('rejected');
+            expect((s as PromiseRejectedResult).reason).toBeInstanceOf(JobFailure);
+            expect(((s as PromiseRejectedResult).reason as JobFailure).job).toBe(job);
+          } else {
+            expect(s).toEqual({ status: 'fulfilled', value: job });
+          }
+        });
+        const rows = await committedItems(database);
+        expect(rows).toHaveLength(80);
+        const byJob = new Map<number, number[]>();
+        for (const row of rows) byJob.set(row.job, [...(byJob.get(row.job) ?? []), row.step]);
+        expect([...byJob.keys()].sort((a, b) => a - b)).toEqual(
+          Array.from({ length: JOBS }, (_, job) => job).filter((job) => job % 5 !== 4),
+        );
+        for (const steps of byJob.values()) expect(steps).toEqual([1, 2]);
+        expect(coordinator.metrics()).toMatchObject({
+          accepted: 50,
+          completed: 40,
+          failed: 10,
+          queueDepth: 0,
+          running: 0,
+        });
+      },
+    );
 
     it('rejects with the same error object the work threw and leaves nothing behind', async () => {
       const coordinator = app.get(WriteCoordinator);

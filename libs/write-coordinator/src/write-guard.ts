@@ -98,8 +98,6 @@ export class WriteGuard {
 
   private startTransaction(level?: string): Promise<void> {
     if (this.scope.isInside) return this.gate.original.startTransaction(level);
-    const ended = this.endedHeldTransaction();
-    if (ended) return ended;
     return this.outside('queryRunner.startTransaction', () => this.gate.original.startTransaction(level), undefined);
   }
 
@@ -128,6 +126,8 @@ export class WriteGuard {
     unserialised: () => Promise<T>,
     job: ((ctx: JobContext) => Promise<T>) | undefined,
   ): Promise<T> {
+    const ended = this.endedHeldTransaction();
+    if (ended) return ended;
     switch (this.mode) {
       case 'off':
         return unserialised();
