@@ -8,7 +8,7 @@ export type {
   WriteCoordinatorOptionsFactory,
 } from './write-coordinator.module-definition';
 export { WRITE_COORDINATOR_DEFAULTS, resolveWriteCoordinatorOptions } from './write-coordinator.options';
-export type { WriteCoordinatorOptions } from './write-coordinator.options';
+export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './write-coordinator.options';
 export { WriteCoordinator } from './write-coordinator.service';
 export type { CoordinatorMetrics, WriteOptions, WriteRequest } from './write-coordinator.service';
 export type { WriteJob, WriteWork } from './transaction-scope';
@@ -33,7 +33,15 @@ export type {
   QueueSaturatedEvent,
   WriteCoordinatorEventName,
 } from './write-coordinator.events';
-export type { ChangePublisher, WriteChange, WriteRequestMeta } from './change-publisher';
+export type {
+  ChangePublisher,
+  EntityChange,
+  EntityOperation,
+  RequestChange,
+  WriteChange,
+  WriteRequestMeta,
+} from './change-publisher';
+export type { TopicMapping } from './change-topics';
 export {
   BusyError,
   CancelledError,
@@ -48,5 +56,6 @@ export {
   ShutdownError,
   TimeoutError,
   WriteCoordinatorError,
+  WriteOutsideJobError,
 } from './errors';
 export type { WriteCoordinatorErrorOptions, WriteErrorCode } from './errors';

@@ -20,6 +20,13 @@ describe('resolveWriteCoordinatorOptions', () => {
       timeoutMs: 50,
       isGlobal: true,
       shutdownGraceMs: 0,
+      writesOutsideJobs: 'throw',
+      readIsolation: false,
+      synchronous: 'NORMAL',
+      foreignKeys: false,
+      busyTimeoutMs: 0,
+      busyBudgetMs: 0,
+      topics: { CreateSession: 'sessions' },
     } as const;
     expect(resolveWriteCoordinatorOptions(valid)).toMatchObject(valid);
   });
@@ -56,6 +63,27 @@ describe('resolveWriteCoordinatorOptions', () => {
         'shutdownGraceMs must be a finite number of ms, 0 or more (received -1, number)',
       ],
       ['publisher', { publisher: {} }, 'publisher must be an object with a publish(change) method (received object)'],
+      [
+        'writesOutsideJobs',
+        { writesOutsideJobs: 'ignore' },
+        "writesOutsideJobs must be 'serialize', 'warn', 'throw' or 'off' (received 'ignore', string)",
+      ],
+      ['readIsolation', { readIsolation: 1 }, 'readIsolation must be a boolean (received 1, number)'],
+      [
+        'synchronous',
+        { synchronous: 'full' },
+        "synchronous must be 'OFF', 'NORMAL', 'FULL' or 'EXTRA' (received 'full', string)",
+      ],
+      ['foreignKeys', { foreignKeys: 'on' }, "foreignKeys must be a boolean (received 'on', string)"],
+      ['busyTimeoutMs', { busyTimeoutMs: 2.5 }, 'busyTimeoutMs must be an integer, 0 or more (received 2.5, number)'],
+      ['busyTimeoutMs', { busyTimeoutMs: -1 }, 'busyTimeoutMs must be an integer, 0 or more (received -1, number)'],
+      [
+        'busyBudgetMs',
+        { busyBudgetMs: Number.NaN },
+        'busyBudgetMs must be a finite number of ms, 0 or more (received NaN, number)',
+      ],
+      ['topics', { topics: 'x' }, 'topics must be a function (method) => topic, or an object mapping'],
+      ['topics', { topics: { A: 1 } }, 'topics must be a function (method) => topic, or an object mapping'],
       ['queSize', { queSize: 5 }, 'queSize must be one of the known options'],
     ])('refuses %s with INVALID_OPTIONS naming field, expectation and value (%p)', (field, options, message) => {
       let error: unknown;
