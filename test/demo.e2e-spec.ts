@@ -62,6 +62,32 @@ describe('ledger demo over HTTP', () => {
     expect(metrics.body).toMatchObject({ accepted: 210, completed: 210, failed: 0 });
   });
 
+  it('serialises a plain repository write (PATCH /accounts/:id, no decorator) among concurrent transfers', async () => {
+    const ids = await openAccounts(10, 10_000);
+    const responses = await Promise.all(
+      Array.from({ length: 120 }, (_, i) =>
+        i % 6 === 0
+          ? http()
+              .patch(`/accounts/${ids[i % 10]}`)
+              .send({ name: `renamed-${i}` })
+          : http()
+              .post('/transfers')
+              .send({ fromId: ids[i % 10], toId: ids[(i + 1 + (i % 9)) % 10], amount: 1 + (i % 50) }),
+      ),
+    );
+    expect(responses.map((r) => r.status)).toEqual(Array.from({ length: 120 }, (_, i) => (i % 6 === 0 ? 200 : 201)));
+    const totals = await http().get('/totals').expect(200);
+    expect(totals.body).toEqual({ accounts: 10, transfers: 100, totalBalance: 100_000 });
+    const names = (await http().get('/accounts').expect(200)).body.map((a: { name: string }) => a.name);
+    expect(names.filter((n: string) => n.startsWith('renamed-'))).toHaveLength(5); // 20 renames of 5 accounts
+    const metrics = await http().get('/metrics').expect(200);
+    expect(metrics.body).toMatchObject({ accepted: 130, completed: 130, failed: 0 });
+    await http().patch(`/accounts/${ids[1]}`).send({ name: names[0] }).expect(409);
+    await http().patch('/accounts/999').send({ name: 'nobody' }).expect(404);
+    await http().patch(`/accounts/${ids[1]}`).send({ name: '' }).expect(400);
+    expect((await http().get(`/accounts/${ids[1]}`).expect(200)).body.name).toBe(names[1]);
+  });
+
   it('answers malformed input with 400 and writes nothing', async () => {
     const ids = await openAccounts(2, 100);
     const bad = [

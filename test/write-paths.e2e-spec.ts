@@ -18,7 +18,8 @@ const hasOnce =
     return found.length === 1 && !found[0].deleted && (step === undefined || found[0].step === step);
   };
 const gone = (key: string) => (rows: CommittedRow[]) => find(rows, key).length === 0;
-const softDeleted = (key: string) => (rows: CommittedRow[]) => find(rows, key).length === 1 && find(rows, key)[0].deleted;
+const softDeleted = (key: string) => (rows: CommittedRow[]) =>
+  find(rows, key).length === 1 && find(rows, key)[0].deleted;
 const all =
   (...checks: Array<(rows: CommittedRow[]) => boolean>) =>
   (rows: CommittedRow[]) =>
@@ -88,7 +89,12 @@ const PATHS: WritePath[] = [
     write: (ds) => repo(ds).restore({ key: 'p' }),
     applied: hasOnce('p'),
   },
-  { name: 'Repository.clear', seed: [row('p'), row('q')], write: (ds) => repo(ds).clear(), applied: (r) => r.length === 0 },
+  {
+    name: 'Repository.clear',
+    seed: [row('p'), row('q')],
+    write: (ds) => repo(ds).clear(),
+    applied: (r) => r.length === 0,
+  },
   {
     name: 'InsertQueryBuilder.execute',
     write: (ds) => ds.createQueryBuilder().insert().into(Item).values(row('p')).execute(),

@@ -1,7 +1,8 @@
-import { Body, Controller, Get, Param, ParseIntPipe, Post } from '@nestjs/common';
+import { Body, Controller, Get, Param, ParseIntPipe, Patch, Post } from '@nestjs/common';
 import { Account } from './account.entity';
 import { CreateTransferDto } from './dto/create-transfer.dto';
 import { OpenAccountDto } from './dto/open-account.dto';
+import { RenameAccountDto } from './dto/rename-account.dto';
 import { LedgerService } from './ledger.service';
 import { Transfer } from './transfer.entity';
 
@@ -22,6 +23,11 @@ export class LedgerController {
   @Get('accounts/:id')
   getAccount(@Param('id', ParseIntPipe) id: number): Promise<Account> {
     return this.ledger.getAccount(id);
+  }
+
+  @Patch('accounts/:id')
+  renameAccount(@Param('id', ParseIntPipe) id: number, @Body() dto: RenameAccountDto): Promise<Account> {
+    return this.ledger.renameAccount(id, dto);
   }
 
   @Post('transfers')

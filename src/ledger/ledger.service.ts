@@ -1,16 +1,24 @@
-import { BadRequestException, Injectable, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
+import {
+  BadRequestException,
+  ConflictException,
+  Injectable,
+  NotFoundException,
+  UnprocessableEntityException,
+} from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
+import { QueryFailedError, Repository } from 'typeorm';
 import { SerializedWrite } from '@app/write-coordinator';
 import { Account } from './account.entity';
 import { OpenAccountDto } from './dto/open-account.dto';
 import { CreateTransferDto } from './dto/create-transfer.dto';
+import { RenameAccountDto } from './dto/rename-account.dto';
 import { Transfer } from './transfer.entity';
 
 /**
- * The ledger. Every write is a `@SerializedWrite` method: it runs alone, in one transaction, so a
- * transfer's read-check-update cannot interleave with another request's, and a failed transfer
- * leaves nothing behind.
+ * The ledger. Writes that read, check and then write are `@SerializedWrite` methods: each runs
+ * alone, in one transaction, so a transfer's read-check-update cannot interleave with another
+ * request's, and a failed transfer leaves nothing behind. Single-statement writes and reads need
+ * nothing: the module serialises the former and serves the latter from committed state.
  */
 @Injectable()
 export class LedgerService {
@@ -39,6 +47,22 @@ export class LedgerService {
     to.balance += dto.amount;
     await this.accounts.save([from, to]);
     return this.transfers.save(this.transfers.create({ fromId: from.id, toId: to.id, amount: dto.amount }));
+  }
+
+  /**
+   * A plain repository write with no decorator: WriteCoordinatorModule still runs it as its own
+   * job (`writesOutsideJobs: 'serialize'`), so it can never land inside a transfer's transaction.
+   * A name already taken fails on the UNIQUE index and changes nothing.
+   */
+  async renameAccount(id: number, dto: RenameAccountDto): Promise<Account> {
+    const { affected } = await this.accounts.update({ id }, { name: dto.name }).catch((error: unknown) => {
+      if (error instanceof QueryFailedError && String(error.driverError?.code) === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new ConflictException(`an account named '${dto.name}' already exists`);
+      }
+      throw error;
+    });
+    if (!affected) throw new NotFoundException(`account ${id} does not exist`);
+    return this.getAccount(id);
   }
 
   listAccounts(): Promise<Account[]> {
