@@ -72,7 +72,7 @@ export class WriteGuard {
   private query(sql: string, parameters?: unknown[], structured?: boolean): Promise<unknown> {
     if (isGateCall())
       return this.gate.original.query(sql === DEFERRED_BEGIN ? IMMEDIATE_BEGIN : sql, parameters, structured);
-    const run = () => this.gate.original.query(sql, parameters, structured);
+    const run = () => this.gate.query(sql, parameters, structured);
     if (this.scope.isInside) return run();
     const ended = this.endedHeldTransaction();
     if (ended) return ended;

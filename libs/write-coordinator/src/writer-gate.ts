@@ -31,7 +31,10 @@ export function isGateCall(): boolean {
  */
 export class WriterGate {
   readonly runner: QueryRunner;
+  /** TypeORM's own methods, marked as the coordinator's calls (see {@link isGateCall}). */
   readonly original: RunnerMethods;
+  /** TypeORM's own `query`, unmarked: for statements of the work inside a job. */
+  readonly query: RunnerMethods['query'];
 
   constructor(
     readonly dataSource: DataSource,
@@ -40,6 +43,7 @@ export class WriterGate {
     this.runner = dataSource.createQueryRunner();
     const proto = Object.getPrototypeOf(this.runner) as RunnerMethods;
     const runner = this.runner;
+    this.query = proto.query.bind(runner);
     this.original = {
       query: (sql, parameters, structured) =>
         gateCalls.run(true, () => proto.query.call(runner, sql, parameters, structured)),
