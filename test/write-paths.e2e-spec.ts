@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import { DataSource, DeepPartial } from 'typeorm';
 import { WriteCoordinator } from '@app/write-coordinator';
 import { CommittedRow, committedRows } from './fixtures/committed-rows';
 import { deferred } from './fixtures/deferred';
 import { Item } from './fixtures/item.entity';
+import { Tag } from './fixtures/tag.entity';
 import { openDataSource, tempDir } from './fixtures/temp-sqlite';
 import { createTestingApp } from './fixtures/testing-app';
 
@@ -32,7 +34,7 @@ interface WritePath {
   seed?: Array<DeepPartial<Item>>;
   write(ds: DataSource): Promise<unknown>;
   /** True when the committed rows show the write's effect, exactly once. */
-  applied(rows: CommittedRow[]): boolean;
+  applied(rows: CommittedRow[], database: string): boolean;
 }
 
 const PATHS: WritePath[] = [
@@ -153,6 +155,22 @@ const PATHS: WritePath[] = [
     applied: all(hasOnce('p'), hasOnce('p2')),
   },
   {
+    name: 'RelationQueryBuilder.set',
+    seed: [row('p')],
+    write: async (ds) => {
+      await ds.getRepository(Tag).insert({ name: 'first' }); // the tag and its link: two jobs, in order
+      await ds.createQueryBuilder().relation(Tag, 'item').of({ id: 1 }).set({ id: 1 });
+    },
+    applied: (_, database) => {
+      const db = new Database(database, { readonly: true });
+      try {
+        return JSON.stringify(db.prepare('SELECT name, itemId FROM tags').all()) === '[{"name":"first","itemId":1}]';
+      } finally {
+        db.close();
+      }
+    },
+  },
+  {
     name: 'DataSource.query (INSERT)',
     write: (ds) => ds.query('INSERT INTO items ("key", "job", "step") VALUES (?, ?, ?)', ['p', 0, 1]),
     applied: hasOnce('p'),
@@ -202,7 +220,7 @@ async function raceWithFailingJob(
   const rows = committedRows(database);
   expect(rows.map((r) => r.key)).not.toContain('job-row');
   if (error) return `failed: ${error.message}`;
-  return path.applied(rows) ? 'committed once' : 'lost';
+  return path.applied(rows, database) ? 'committed once' : 'lost';
 }
 
 describe('every TypeORM write path, issued outside a job while a job that later throws is open', () => {
