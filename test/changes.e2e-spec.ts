@@ -164,6 +164,20 @@ describe('a custom ChangePublisher and topic mapping', () => {
   });
 });
 
+describe('a ChangePublisher that wants nothing right now', () => {
+  const publish = jest.fn();
+  const t = useTestingApp({
+    providers: [SeedStyleHandlers],
+    coordinator: { publisher: { publish, wants: () => false } },
+  });
+
+  it('is never called: changes are not even built', async () => {
+    await t.coordinator.submit({ method: 'CreateItem', params: { key: 'x' } });
+    await t.coordinator.dataSource!.getRepository(Item).save(item('y'));
+    expect(publish).not.toHaveBeenCalled();
+  });
+});
+
 describe('a failing ChangePublisher', () => {
   const publish = jest.fn<void | Promise<void>, [WriteChange]>();
   const t = useTestingApp({ providers: [SeedStyleHandlers], coordinator: { publisher: { publish } } });

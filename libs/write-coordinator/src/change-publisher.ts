@@ -73,9 +73,17 @@ export interface WriteRequestMeta {
  */
 export interface ChangePublisher {
   publish(change: WriteChange): void | Promise<void>;
+  /**
+   * Optional: false when nobody would receive changes right now; the coordinator then does not
+   * build them (checked once per write, inside the job).
+   */
+  wants?(): boolean;
 }
 
 /** @internal The default publisher: emits `WriteCoordinatorEvents.Change` on the app's EventEmitter2. */
 export function createEventEmitterPublisher(emitter: EventEmitter2): ChangePublisher {
-  return { publish: (change) => void emitter.emit(WriteCoordinatorEvents.Change, change) };
+  return {
+    publish: (change) => void emitter.emit(WriteCoordinatorEvents.Change, change),
+    wants: () => emitter.hasListeners(WriteCoordinatorEvents.Change) === true,
+  };
 }

@@ -32,7 +32,7 @@ export function attachToDataSource(
   options: ResolvedWriteCoordinatorOptions,
   scope: TransactionScope,
   enqueue: JobEnqueuer,
-  publish: ((change: WriteChange) => void) | undefined,
+  publisher: { publish(change: WriteChange): void; wants(): boolean } | undefined,
 ): DataSourceAttachment {
   if (dataSource.options.type !== 'better-sqlite3') {
     throw new InvalidOptionsError('dataSource', "a DataSource of type 'better-sqlite3'", dataSource.options.type);
@@ -61,7 +61,7 @@ export function attachToDataSource(
     throw error;
   }
   guard.install();
-  const collector = publish && new EntityChangeCollector(options.name, scope, publish);
+  const collector = publisher && new EntityChangeCollector(options.name, scope, publisher);
   if (collector) dataSource.subscribers.push(collector);
   return {
     dataSource,

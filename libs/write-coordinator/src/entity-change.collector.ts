@@ -20,7 +20,7 @@ export class EntityChangeCollector implements EntitySubscriberInterface {
   constructor(
     private readonly coordinator: string,
     private readonly scope: TransactionScope,
-    private readonly publish: (change: WriteChange) => void,
+    private readonly publisher: { publish(change: WriteChange): void; wants(): boolean },
   ) {}
 
   afterInsert(event: InsertEvent<object>): void {
@@ -45,7 +45,7 @@ export class EntityChangeCollector implements EntitySubscriberInterface {
 
   private collect(operation: EntityOperation, metadata: EntityMetadata, row: unknown, entityId?: unknown): void {
     const jobId = this.scope.currentJobId;
-    if (jobId === undefined) return;
+    if (jobId === undefined || !this.publisher.wants()) return;
     const change: EntityChange = {
       kind: 'entity',
       coordinator: this.coordinator,
@@ -56,7 +56,7 @@ export class EntityChangeCollector implements EntitySubscriberInterface {
       operation,
       ids: primaryKeys(metadata, row, entityId),
     };
-    this.scope.afterCommit(() => this.publish(change));
+    this.scope.afterCommit(() => this.publisher.publish(change));
   }
 }
 

@@ -142,6 +142,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     return this.run(
       (manager, job) =>
         this.handlers.invoke(method, params, manager, job, (result) => {
+          if (!this.wantsChanges()) return;
           this.scope.afterCommit(() =>
             this.publish({
               kind: 'request',
@@ -201,7 +202,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
       this.options,
       this.scope,
       (label, run) => this.enqueue({ label }, (ctx) => run(ctx)),
-      this.publisher && ((change) => this.publish(change)),
+      this.publisher && { publish: (change) => this.publish(change), wants: () => this.wantsChanges() },
     );
   }
 
@@ -243,6 +244,11 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     return this.queue.state === 'running'
       ? `coordinator '${this.name}' is not initialised yet (WriteCoordinatorModule.forRoot() attaches it at bootstrap)`
       : `coordinator '${this.name}' is ${this.queue.state}`;
+  }
+
+  /** Whether a change built now would reach anyone (the default publisher: a `Change` listener). */
+  private wantsChanges(): boolean {
+    return this.publisher !== undefined && (this.publisher.wants?.() ?? true);
   }
 
   private publish(change: WriteChange): void {
