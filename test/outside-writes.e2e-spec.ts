@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, EntitySubscriberInterface, TransactionCommitEvent } from 'typeorm';
 import { committedKeys } from './fixtures/committed-rows';
 import { deferred } from './fixtures/deferred';
 import { Item } from './fixtures/item.entity';
@@ -41,6 +41,23 @@ describe('TypeORM calls inside a job join its transaction', () => {
       }),
     ).rejects.toThrow('job fails');
     expect(committedKeys(t.database)).toEqual([]);
+  });
+
+  it("lets TypeORM subscribers write in the job's transaction, even while it commits", async () => {
+    const ds = t.coordinator.dataSource!;
+    let audits = 0;
+    const subscriber: EntitySubscriberInterface = {
+      async beforeTransactionCommit(event: TransactionCommitEvent) {
+        if (audits++ === 0) await insert(event.manager, 'audit');
+      },
+    };
+    ds.subscribers.push(subscriber);
+    try {
+      await ds.getRepository(Item).save({ key: 'saved', job: 0, step: 1 }); // a transparent job
+    } finally {
+      ds.subscribers.splice(ds.subscribers.indexOf(subscriber), 1);
+    }
+    expect(committedKeys(t.database)).toEqual(['saved', 'audit']);
   });
 
   it("refuses to let a job's work end the job's own transaction", async () => {

@@ -96,13 +96,14 @@ export class TransactionScope {
     frame.open = true;
     try {
       const result = await storage.run(frame, () => work(gate.manager, job));
-      frame.open = false;
       if (!ctx.claimCommit()) throw ctx.signal.reason;
       try {
-        await gate.original.commitTransaction();
+        // Still inside the frame: subscribers' BeforeTransactionCommit writes join the transaction.
+        await storage.run(frame, () => gate.original.commitTransaction());
       } catch (error) {
         throw ownFailure('could not commit its transaction; nothing was written', error, ctx);
       }
+      frame.open = false;
       if (nativeInTransaction(gate.dataSource)) {
         throw ownFailure(
           'left transaction levels open (a startTransaction() without commit); nothing was written',
