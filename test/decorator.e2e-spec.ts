@@ -34,8 +34,8 @@ describe('@SerializedWrite', () => {
     tmp = tempDir();
     const moduleRef = await Test.createTestingModule({
       imports: [
-        TypeOrmModule.forRoot(sqliteOptions(tmp.file('main.db'))),
-        TypeOrmModule.forRoot({ ...sqliteOptions(tmp.file('audit.db')), name: 'audit' }),
+        TypeOrmModule.forRoot({ ...sqliteOptions(tmp.file('main.db')), retryAttempts: 0 }),
+        TypeOrmModule.forRoot({ ...sqliteOptions(tmp.file('audit.db')), name: 'audit', retryAttempts: 0 }),
         TypeOrmModule.forFeature([Item]),
         TypeOrmModule.forFeature([Item], 'audit'),
         WriteCoordinatorModule.forRoot(),
