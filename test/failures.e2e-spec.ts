@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { DataSource } from 'typeorm';
+import { WriteCoordinatorHealthIndicator } from '@app/write-coordinator';
 import { ItemHandlers } from './fixtures/item.handlers';
 import { Item } from './fixtures/item.entity';
 import { committedItems } from './fixtures/temp-sqlite';
@@ -34,6 +35,14 @@ describe('WriteCoordinator when SQLite itself fails', () => {
       Array(3).fill(expect.stringContaining('database or disk is full')),
     );
     expect(await committedItems(t.database)).toHaveLength(0);
+    const indicator = t.app.get(WriteCoordinatorHealthIndicator);
+    await expect(indicator.isHealthy('writes')).resolves.toMatchObject({
+      writes: {
+        status: 'down',
+        reason: expect.stringContaining('SQLITE_FULL'),
+        storage: { failing: true, consecutiveFailures: 3, totalFailures: 3, lastError: { code: 'SQLITE_FULL' } },
+      },
+    });
 
     await dataSource.query('PRAGMA max_page_count = 1073741823');
     // A rolled-back job followed by a committed one: both must end their transaction for real.
@@ -41,6 +50,10 @@ describe('WriteCoordinator when SQLite itself fails', () => {
     await t.coordinator.run((m) => m.insert(Item, { key: 'after', job: 9, step: 1 }));
     expect((await committedItems(t.database)).map((i) => i.key)).toEqual(['after']);
     expect(dataSource.createQueryRunner().isTransactionActive).toBe(false);
+    // A user error is not a storage failure; the next commit brings the indicator back up.
+    await expect(indicator.isHealthy('writes')).resolves.toMatchObject({
+      writes: { status: 'up', storage: { failing: false, consecutiveFailures: 0, totalFailures: 3 } },
+    });
   });
 
   it('fails a job that leaves a transaction level open, commits nothing of it, and carries on', async () => {

@@ -11,6 +11,7 @@ export { WRITE_COORDINATOR_DEFAULTS, resolveWriteCoordinatorOptions } from './wr
 export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './write-coordinator.options';
 export { WriteCoordinator } from './write-coordinator.service';
 export type { CoordinatorMetrics, WriteOptions, WriteRequest } from './write-coordinator.service';
+export type { StorageStatus } from './storage-health';
 export type { WriteJob, WriteWork } from './transaction-scope';
 export type { LatencySummary } from './latency-window';
 export type { WhenFull, WriteQueueState } from './write-queue';

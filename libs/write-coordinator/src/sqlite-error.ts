@@ -20,3 +20,18 @@ export function isBusy(code: string | undefined): boolean {
 export function isConflict(code: string | undefined): boolean {
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
+
+/** Primary result codes meaning the database file itself cannot take writes. */
+const STORAGE_CODES = [
+  'SQLITE_FULL',
+  'SQLITE_IOERR',
+  'SQLITE_CORRUPT',
+  'SQLITE_CANTOPEN',
+  'SQLITE_READONLY',
+  'SQLITE_NOTADB',
+];
+
+/** @internal True for errors of the storage (disk full, I/O error, corruption), not of the work. */
+export function isStorageFailure(code: string | undefined): boolean {
+  return code !== undefined && STORAGE_CODES.some((primary) => code === primary || code.startsWith(`${primary}_`));
+}

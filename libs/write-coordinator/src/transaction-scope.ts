@@ -45,6 +45,16 @@ export interface JobMode {
   frame?: Frame;
 }
 
+/** What the owner of a scope is told about the jobs it runs. */
+export interface ScopeHooks {
+  /** An after-commit callback threw (it never fails the job). */
+  afterCommitError(error: unknown): void;
+  /** A job's transaction committed. */
+  committed(): void;
+  /** A job ended without commit, with this error. */
+  failed(error: unknown): void;
+}
+
 const storage = new AsyncLocalStorage<Frame>();
 const NO_JOB: WriteJob = Object.freeze({ jobId: '', signal: new AbortController().signal });
 
@@ -55,7 +65,7 @@ const NO_JOB: WriteJob = Object.freeze({ jobId: '', signal: new AbortController(
 export class TransactionScope {
   constructor(
     private readonly owner: object,
-    private readonly onAfterCommitError: (error: unknown) => void,
+    private readonly hooks: ScopeHooks,
   ) {}
 
   /** True when the current async context is inside an open job of this owner. */
@@ -91,6 +101,7 @@ export class TransactionScope {
     try {
       await gate.begin(ctx.signal);
     } catch (error) {
+      this.hooks.failed(error);
       throw error === ctx.signal.reason ? error : ownFailure('could not begin its transaction', error, ctx);
     }
     frame.open = true;
@@ -111,10 +122,12 @@ export class TransactionScope {
           ctx,
         );
       }
+      this.hooks.committed();
       this.runAfterCommit(frame.afterCommit);
       return result;
     } catch (error) {
       frame.open = false;
+      this.hooks.failed(error);
       if (gate.runner.isTransactionActive) {
         try {
           await gate.original.rollbackTransaction();
@@ -237,7 +250,7 @@ export class TransactionScope {
       try {
         callback();
       } catch (error) {
-        this.onAfterCommitError(error);
+        this.hooks.afterCommitError(error);
       }
     }
   }

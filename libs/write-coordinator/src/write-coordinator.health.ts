@@ -92,6 +92,10 @@ function unhealthyReason(
 ): string | undefined {
   if (metrics.state !== 'running') return `coordinator is ${metrics.state}`;
   if (!coordinator.isReady) return 'coordinator is not initialised yet';
+  if (metrics.storage.failing) {
+    const { consecutiveFailures, lastError } = metrics.storage;
+    return `writes are failing on the storage: ${lastError?.code} (${consecutiveFailures} job(s) since the last commit)`;
+  }
   if (metrics.queueDepth >= maxQueueRatio * metrics.maxQueue) {
     return `queue at ${metrics.queueDepth}/${metrics.maxQueue} (maxQueueRatio ${maxQueueRatio})`;
   }

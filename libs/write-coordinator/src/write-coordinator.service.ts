@@ -12,6 +12,7 @@ import { ResolvedWriteCoordinatorOptions, validateCallOptions } from './write-co
 import { createEventBridge } from './write-coordinator.event-bridge';
 import { resolveDataSource } from './write-coordinator.data-source';
 import { settlesWithin } from './settles-within';
+import { StorageHealth, StorageStatus } from './storage-health';
 import { WriteHandlerRegistry } from './write-handler.registry';
 import type { WriterGate } from './writer-gate';
 import { EnqueueOptions, JobContext, QueueMetrics, WriteQueue, WriteQueueState } from './write-queue';
@@ -43,6 +44,8 @@ export interface WriteRequest {
 export interface CoordinatorMetrics extends QueueMetrics {
   /** Name of the coordinator. */
   coordinator: string;
+  /** Whether the database is taking writes (down from a disk-full or I/O failure until a commit). */
+  storage: StorageStatus;
 }
 
 /**
@@ -55,6 +58,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
   private readonly queue: WriteQueue;
   private readonly scope: TransactionScope;
   private readonly handlers = new WriteHandlerRegistry();
+  private readonly storage = new StorageHealth();
   private readonly publisher: ChangePublisher | undefined;
   /** Set once at bootstrap; until then every call fails with `COORDINATOR_NOT_READY`. */
   private attachment: DataSourceAttachment | undefined;
@@ -70,7 +74,11 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
       { capacity: options.queueSize, whenFull: options.whenFull, timeoutMs: options.timeoutMs },
       emitter ? createEventBridge(options.name, emitter) : undefined,
     );
-    this.scope = new TransactionScope(this, (error) => this.logger.error('after-commit publisher failed', error));
+    this.scope = new TransactionScope(this, {
+      afterCommitError: (error) => this.logger.error('after-commit publisher failed', error),
+      committed: () => this.storage.committed(),
+      failed: (error) => this.storage.failed(error),
+    });
     this.publisher = options.publisher ?? (emitter && createEventEmitterPublisher(emitter));
   }
 
@@ -162,7 +170,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
 
   /** A consistent snapshot of counters, gauges and recent latencies. */
   metrics(): CoordinatorMetrics {
-    return { coordinator: this.name, ...this.queue.metrics() };
+    return { coordinator: this.name, ...this.queue.metrics(), storage: this.storage.status() };
   }
 
   /** Resolves the next time nothing is queued or running. */
