@@ -226,8 +226,10 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
         `rejecting ${queueDepth} queued job(s) with SHUTDOWN` +
         (running ? ', waiting up to 1 s for the running job' : ''),
     );
-    if (!(await settlesWithin(this.shutdown(), 1_000))) {
-      this.logger.error('the running job did not settle; its transaction will be lost with the DataSource');
+    if (!(await settlesWithin(this.shutdown(), 1_000)) && this.queue.abandonRunning()) {
+      this.logger.error(
+        'the running job did not settle within 1 s; its caller got SHUTDOWN and its transaction is never committed',
+      );
     }
   }
 

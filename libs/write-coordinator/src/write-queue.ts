@@ -316,6 +316,23 @@ export class WriteQueue {
     return stopped;
   }
 
+  /**
+   * Last resort of a shutdown whose running job does not settle: rejects its caller with
+   * `SHUTDOWN` and aborts its signal, so that no caller is left pending. The job can then never
+   * commit; it counts as running until its work settles (then as cancelled).
+   * @returns false when no job is running, or when the running one already claimed its commit.
+   */
+  abandonRunning(): boolean {
+    const job = this.active;
+    if (job === null || job.phase !== Phase.Running || job.endReason !== EndReason.None) return false;
+    this.endEarly(
+      job,
+      EndReason.Cancelled,
+      (ctx) => new ShutdownError('the application shut down while it ran, before it could commit', ctx),
+    );
+    return true;
+  }
+
   /** A consistent snapshot of counters, gauges and recent latencies. */
   metrics(): QueueMetrics {
     const now = performance.now();
