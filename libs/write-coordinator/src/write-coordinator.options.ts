@@ -117,6 +117,13 @@ export interface WriteCoordinatorOptions {
    * @default the seed's convention
    */
   topics?: TopicMapping;
+  /**
+   * Largest `submit()` params and handler result, in bytes of JSON. Larger params are refused
+   * with `INVALID_PARAMS` before queueing; a larger result fails the job with `INTERNAL` and
+   * nothing is written. Requests may cross a process boundary; keep them small.
+   * @default 1048576 (1 MiB)
+   */
+  maxPayloadBytes?: number;
 }
 
 /** @internal Options after defaults and validation; everything downstream reads this type. */
@@ -136,6 +143,7 @@ export interface ResolvedWriteCoordinatorOptions {
   readonly busyTimeoutMs: number;
   readonly busyBudgetMs: number;
   readonly topics: TopicMapping | undefined;
+  readonly maxPayloadBytes: number;
 }
 
 /** The default value of every option. */
@@ -155,6 +163,7 @@ export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
   busyTimeoutMs: 10,
   busyBudgetMs: 5_000,
   topics: undefined,
+  maxPayloadBytes: 1_048_576,
 } as const satisfies ResolvedWriteCoordinatorOptions);
 
 type Check = (value: unknown) => string | undefined;
@@ -208,6 +217,8 @@ const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
       Object.values(v).every((t) => typeof t === 'string' && t !== ''))
       ? undefined
       : 'a function (method) => topic, or an object mapping method names to non-empty topic strings',
+  maxPayloadBytes: (v) =>
+    Number.isInteger(v) && (v as number) > 0 ? undefined : 'an integer number of bytes, 1 or more',
 };
 
 /**

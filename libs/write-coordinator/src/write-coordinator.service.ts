@@ -6,7 +6,6 @@ import { ChangePublisher, createEventEmitterPublisher, WriteChange, WriteRequest
 import { topicOf } from './change-topics';
 import { attachToDataSource, DataSourceAttachment } from './data-source-attachment';
 import { CoordinatorNotReadyError, InvalidParamsError, WriteCoordinatorError } from './errors';
-import { describeValue } from './errors/invalid-options.error';
 import { TransactionScope, WriteWork } from './transaction-scope';
 import { ResolvedWriteCoordinatorOptions, validateCallOptions } from './write-coordinator.options';
 import { createEventBridge } from './write-coordinator.event-bridge';
@@ -14,6 +13,7 @@ import { resolveDataSource } from './write-coordinator.data-source';
 import { settlesWithin } from './settles-within';
 import { StorageHealth, StorageStatus } from './storage-health';
 import { WriteHandlerRegistry } from './write-handler.registry';
+import { requestProblem } from './write-request.validation';
 import type { WriterGate } from './writer-gate';
 import { EnqueueOptions, JobContext, QueueMetrics, WriteQueue, WriteQueueState } from './write-queue';
 
@@ -134,22 +134,14 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
    *   `INTERNAL`, and the queue's codes as for {@link run}. Every failure is a coded error.
    */
   submit(request: WriteRequest, options: WriteOptions = {}): Promise<unknown> {
-    if (
-      typeof request !== 'object' ||
-      request === null ||
-      typeof request.method !== 'string' ||
-      request.method === ''
-    ) {
-      const received = describeValue(typeof request === 'object' && request !== null ? request.method : request);
-      return this.queue.refuse(
-        labelOf(options),
-        (job) => new InvalidParamsError(`request.method must be a non-empty string (received ${received})`, job),
-      );
+    const problem = requestProblem(request, this.options.maxPayloadBytes);
+    if (problem !== undefined) {
+      return this.queue.refuse(labelOf(options), (job) => new InvalidParamsError(problem, job));
     }
     const { method, params, meta } = request;
     return this.run(
       (manager, job) =>
-        this.handlers.invoke(method, params, manager, job, (result) => {
+        this.handlers.invoke(method, params, manager, job, this.options.maxPayloadBytes, (result) => {
           if (!this.wantsChanges()) return;
           this.scope.afterCommit(() =>
             this.publish({

@@ -9,6 +9,7 @@ import {
   WriteCoordinatorError,
 } from './errors';
 import { isBusy, isConflict, sqliteCode } from './sqlite-error';
+import { jsonSize } from './write-request.validation';
 import type { WriteJob } from './transaction-scope';
 
 /** A `@WriteHandler` method bound to its instance. */
@@ -44,6 +45,7 @@ export class WriteHandlerRegistry {
     params: unknown,
     manager: EntityManager,
     job: WriteJob,
+    maxResultBytes: number,
     onResult: (copy: unknown) => void,
   ): Promise<unknown> {
     const ctx = { jobId: job.jobId, label: method };
@@ -63,7 +65,7 @@ export class WriteHandlerRegistry {
       if (!valid) throw new InvalidParamsError(`validate() of ${entry.origin} refused them`, { ...ctx, cause });
     }
     try {
-      const copy = jsonCopy(await entry.fn(params, manager), ctx);
+      const copy = jsonCopy(await entry.fn(params, manager), maxResultBytes, ctx);
       onResult(copy);
       return copy;
     } catch (error) {
@@ -72,16 +74,19 @@ export class WriteHandlerRegistry {
   }
 }
 
-function jsonCopy(value: unknown, ctx: { jobId: string; label: string }): unknown {
+function jsonCopy(value: unknown, maxBytes: number, ctx: { jobId: string; label: string }): unknown {
   if (value === undefined) return undefined;
-  try {
-    return JSON.parse(JSON.stringify(value)) as unknown;
-  } catch (error) {
-    throw new InternalError('the handler result is not JSON-serialisable; nothing was written', {
-      ...ctx,
-      cause: error,
-    });
+  const size = jsonSize(value);
+  if (typeof size === 'string') {
+    throw new InternalError(`the handler result is not JSON-serialisable (${size}); nothing was written`, ctx);
   }
+  if (size > maxBytes) {
+    throw new InternalError(
+      `the handler result is ${size} bytes as JSON, more than maxPayloadBytes (${maxBytes}); nothing was written`,
+      ctx,
+    );
+  }
+  return JSON.parse(JSON.stringify(value)) as unknown;
 }
 
 function toCodedError(error: unknown, ctx: { jobId: string; label: string }): WriteCoordinatorError {
