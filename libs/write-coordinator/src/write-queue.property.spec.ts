@@ -191,14 +191,18 @@ describe('WriteQueue under random schedules (fast-check)', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  it(`keeps its invariants over ${RUNS} random schedules`, async () => {
-    await fc.assert(fc.asyncProperty(settings, fc.array(command, { minLength: 10, maxLength: 60 }), runSchedule), {
-      numRuns: RUNS,
-    });
-    expect(explored.schedules).toBeGreaterThanOrEqual(RUNS);
-    console.info(
-      `queue schedules: ${explored.schedules} explored, ${explored.commands} commands, ${explored.jobs} jobs ` +
-        `(${explored.ran} ran); outcomes ${JSON.stringify(explored.codes)}`,
-    );
-  }, RUNS * 50); // about 4 ms per schedule here; generous for slower CI machines
+  it(
+    `keeps its invariants over ${RUNS} random schedules`,
+    async () => {
+      await fc.assert(fc.asyncProperty(settings, fc.array(command, { minLength: 10, maxLength: 60 }), runSchedule), {
+        numRuns: RUNS,
+      });
+      expect(explored.schedules).toBeGreaterThanOrEqual(RUNS);
+      console.info(
+        `queue schedules: ${explored.schedules} explored, ${explored.commands} commands, ${explored.jobs} jobs ` +
+          `(${explored.ran} ran); outcomes ${JSON.stringify(explored.codes)}`,
+      );
+    },
+    RUNS * 50,
+  ); // about 4 ms per schedule here; generous for slower CI machines
 });
