@@ -13,6 +13,7 @@ export { WriteCoordinator } from './write-coordinator.service';
 export type { CoordinatorMetrics, WriteOptions, WriteRequest } from './write-coordinator.service';
 export type { StorageStatus } from './storage-health';
 export type { WriteJob, WriteWork } from './transaction-scope';
+export type { RawStatement } from './raw-statements';
 export type { LatencySummary } from './latency-window';
 export type { WhenFull, WriteQueueState } from './write-queue';
 export { InjectWriteCoordinator, getWriteCoordinatorToken } from './inject-write-coordinator.decorator';

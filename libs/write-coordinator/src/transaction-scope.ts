@@ -4,6 +4,7 @@ import { BusyError, InternalError, WriteCoordinatorError } from './errors';
 import { HeldTransaction } from './held-transaction';
 import { nativeInTransaction } from './query-runner-sync';
 import { isBusy, sqliteCode } from './sqlite-error';
+import type { RawStatement } from './raw-statements';
 import type { WriterGate } from './writer-gate';
 import type { JobContext } from './write-queue';
 
@@ -13,6 +14,12 @@ export interface WriteJob {
   readonly jobId: string;
   /** Aborted when the job is cancelled or passes its deadline; the work should stop early. */
   readonly signal: AbortSignal;
+  /**
+   * The raw fast path: a cached prepared statement on the DataSource's better-sqlite3
+   * connection, in this job's transaction and current savepoint (see {@link RawStatement}).
+   * TypeORM subscribers and entity change events do not see its writes.
+   */
+  statement(sql: string): RawStatement;
 }
 
 /** A unit of work run inside a job's transaction. */
@@ -56,7 +63,13 @@ export interface ScopeHooks {
 }
 
 const storage = new AsyncLocalStorage<Frame>();
-const NO_JOB: WriteJob = Object.freeze({ jobId: '', signal: new AbortController().signal });
+const NO_JOB: WriteJob = Object.freeze({
+  jobId: '',
+  signal: new AbortController().signal,
+  statement(): never {
+    throw new Error('no job is running');
+  },
+});
 
 /**
  * @internal Runs work in transactions on behalf of an owner (a coordinator): a top-level job gets
@@ -94,8 +107,12 @@ export class TransactionScope {
    * Errors of the work are re-thrown as they are; BEGIN/COMMIT failures become coordinator errors.
    */
   async runJob<T>(gate: WriterGate, ctx: JobContext, work: WriteWork<T>, mode: JobMode = {}): Promise<T> {
-    const job: WriteJob = { jobId: ctx.jobId, signal: ctx.signal };
     const frame = mode.frame ?? this.newFrame(gate, storage.getStore());
+    const job: WriteJob = {
+      jobId: ctx.jobId,
+      signal: ctx.signal,
+      statement: (sql) => gate.statements.statement(sql, () => frame.open, ctx.jobId),
+    };
     frame.job = job;
     if (mode.transactional === false) return this.runWithoutTransaction(frame, work);
     try {

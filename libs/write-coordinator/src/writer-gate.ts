@@ -1,7 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Database } from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { resyncAfterJob } from './query-runner-sync';
+import { RawStatementCache } from './raw-statements';
 import { isBusy, sqliteCode } from './sqlite-error';
 
 /** @internal The shared runner's methods as TypeORM defines them, before the guard wraps them. */
@@ -35,6 +37,8 @@ export class WriterGate {
   readonly original: RunnerMethods;
   /** TypeORM's own `query`, unmarked: for statements of the work inside a job. */
   readonly query: RunnerMethods['query'];
+  /** Prepared statements on the writing connection, for the raw fast path (`job.statement()`). */
+  readonly statements: RawStatementCache;
 
   constructor(
     readonly dataSource: DataSource,
@@ -43,6 +47,9 @@ export class WriterGate {
     this.runner = dataSource.createQueryRunner();
     const proto = Object.getPrototypeOf(this.runner) as RunnerMethods;
     const runner = this.runner;
+    this.statements = new RawStatementCache(
+      (dataSource.driver as unknown as { databaseConnection: Database }).databaseConnection,
+    );
     this.query = proto.query.bind(runner);
     this.original = {
       query: (sql, parameters, structured) =>
