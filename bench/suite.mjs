@@ -1,0 +1,438 @@
+#!/usr/bin/env node
+// The benchmark suite: one-row insert jobs, side by side in one process, each run on a fresh WAL
+// database file, for 1, 8 and 64 concurrent callers at synchronous=FULL and NORMAL. Contenders: the
+// raw better-sqlite3 ceiling, unserialised TypeORM transactions, the baselines users hand-roll (a
+// FIFO around dataSource.transaction(), async-mutex), and the coordinator (batch of 1, raw fast
+// path). Plus the queue mechanism alone (no-op jobs) against p-queue, and resident memory over many
+// jobs. Medians over rounds. Not a test: it prints figures, it asserts nothing.
+// Usage: npm run bench [-- --quick] [--json <file>] [--rounds N]
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { Mutex } from 'async-mutex';
+import Database from 'better-sqlite3';
+import PQueue from 'p-queue';
+import { DataSource, EntitySchema } from 'typeorm';
+import serviceModule from '../dist/libs/write-coordinator/src/write-coordinator.service.js';
+import optionsModule from '../dist/libs/write-coordinator/src/write-coordinator.options.js';
+import queueModule from '../dist/libs/write-coordinator/src/write-queue.js';
+import bridgeModule from '../dist/libs/write-coordinator/src/write-coordinator.event-bridge.js';
+
+const { WriteCoordinator } = serviceModule;
+const { resolveWriteCoordinatorOptions } = optionsModule;
+const { WriteQueue } = queueModule;
+const { createEventBridge } = bridgeModule;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    rounds: { type: 'string' },
+  },
+});
+const QUICK = args.quick;
+const ROUNDS = Number(args.rounds ?? (QUICK ? 1 : 3));
+const JOBS = { FULL: QUICK ? 200 : 1_500, NORMAL: QUICK ? 600 : 5_000 };
+const CALLERS = [1, 8, 64];
+const SYNCS = ['FULL', 'NORMAL'];
+const NOOP_JOBS = QUICK ? 50_000 : 200_000;
+const MEMORY_JOBS = QUICK ? 20_000 : 200_000;
+
+const Row = new EntitySchema({
+  name: 'Row',
+  tableName: 'rows',
+  columns: { id: { type: 'integer', primary: true, generated: true }, v: { type: 'integer' } },
+});
+const INSERT = 'INSERT INTO rows (v) VALUES (?)';
+const dir = mkdtempSync(join(tmpdir(), 'wc-bench-suite-'));
+let files = 0;
+const freshFile = () => join(dir, `db-${files++}.sqlite`);
+
+async function openDataSource(sync) {
+  const ds = await new DataSource({
+    type: 'better-sqlite3',
+    database: freshFile(),
+    entities: [Row],
+    synchronize: true,
+    enableWAL: true,
+  }).initialize();
+  ds.driver.databaseConnection.pragma(`synchronous = ${sync}`);
+  return ds;
+}
+
+async function openCoordinator(sync) {
+  const ds = await openDataSource(sync);
+  const coordinator = new WriteCoordinator(
+    resolveWriteCoordinatorOptions({ dataSource: ds, synchronous: sync, queueSize: 1024 }),
+    undefined,
+    new EventEmitter2(), // metrics and events on, no listeners
+  );
+  coordinator.onModuleInit();
+  const close = async () => {
+    await coordinator.drain();
+    coordinator.onApplicationShutdown();
+    await ds.destroy();
+  };
+  return { coordinator, ds, close };
+}
+
+const countRows = (ds) => ds.driver.databaseConnection.prepare('SELECT COUNT(*) AS n FROM rows').get().n;
+
+/**
+ * Each contender opens a fresh database and returns `job(i)` (one acknowledged row per resolved
+ * call), `flush()` (for contenders that buffer), `rows()` and `close()`.
+ */
+const CONTENDERS = [
+  {
+    name: 'raw better-sqlite3, autocommit (ceiling)',
+    async open(sync) {
+      const db = new Database(freshFile());
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${sync}`);
+      db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, v INTEGER)');
+      const insert = db.prepare(INSERT);
+      return {
+        job: async (i) => void insert.run(i),
+        rows: () => db.prepare('SELECT COUNT(*) AS n FROM rows').get().n,
+        close: async () => db.close(),
+      };
+    },
+  },
+  {
+    name: 'raw better-sqlite3, 100-row transactions (ceiling)',
+    async open(sync) {
+      const db = new Database(freshFile());
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${sync}`);
+      db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, v INTEGER)');
+      const insert = db.prepare(INSERT);
+      const commit = db.transaction((batch) => batch.forEach((v) => insert.run(v)));
+      let pending = [];
+      let waiters = [];
+      const flush = () => {
+        commit(pending);
+        const done = waiters;
+        pending = [];
+        waiters = [];
+        done.forEach((resolve) => resolve());
+      };
+      return {
+        job: (i) =>
+          new Promise((resolve) => {
+            pending.push(i);
+            waiters.push(resolve);
+            if (pending.length === 100) flush();
+            else if (pending.length === 1) setImmediate(() => pending.length > 0 && flush());
+          }),
+        rows: () => db.prepare('SELECT COUNT(*) AS n FROM rows').get().n,
+        close: async () => db.close(),
+      };
+    },
+  },
+  {
+    name: 'TypeORM transactions, unserialised',
+    async open(sync) {
+      const ds = await openDataSource(sync);
+      return {
+        job: (i) => ds.transaction((m) => m.insert(Row, { v: i })),
+        rows: () => countRows(ds),
+        close: () => ds.destroy(),
+      };
+    },
+  },
+  {
+    name: 'hand-rolled FIFO around dataSource.transaction()',
+    async open(sync) {
+      const ds = await openDataSource(sync);
+      let tail = Promise.resolve();
+      return {
+        job: (i) => {
+          const result = tail.then(() => ds.transaction((m) => m.insert(Row, { v: i })));
+          tail = result.catch(() => undefined);
+          return result;
+        },
+        rows: () => countRows(ds),
+        close: () => ds.destroy(),
+      };
+    },
+  },
+  {
+    name: 'async-mutex around dataSource.transaction()',
+    async open(sync) {
+      const ds = await openDataSource(sync);
+      const mutex = new Mutex();
+      return {
+        job: (i) => mutex.runExclusive(() => ds.transaction((m) => m.insert(Row, { v: i }))),
+        rows: () => countRows(ds),
+        close: () => ds.destroy(),
+      };
+    },
+  },
+  {
+    name: 'coordinator, batch of 1 (TypeORM insert)',
+    async open(sync) {
+      const { coordinator, ds, close } = await openCoordinator(sync);
+      return { job: (i) => coordinator.run((m) => m.insert(Row, { v: i })), rows: () => countRows(ds), close };
+    },
+  },
+  {
+    name: 'coordinator, raw fast path (job.statement)',
+    async open(sync) {
+      const { coordinator, ds, close } = await openCoordinator(sync);
+      return {
+        job: (i) => coordinator.run((_, job) => job.statement(INSERT).run(i)),
+        rows: () => countRows(ds),
+        close,
+      };
+    },
+  },
+];
+
+const median = (xs) => (xs.length === 0 ? undefined : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]);
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+/** Peak resident set size while `fn` runs, sampled every 10 ms, in MB. */
+async function withPeakRss(fn) {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+  try {
+    const result = await fn();
+    return { result, peakRssMb: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** `jobs` jobs from `callers` concurrent callers, each awaiting its job before taking the next. */
+async function runOnce(contender, sync, callers, jobs) {
+  const target = await contender.open(sync);
+  const latencies = [];
+  let next = 0;
+  let acknowledged = 0;
+  let errors = 0;
+  const caller = async () => {
+    while (next < jobs) {
+      const i = next++;
+      const started = process.hrtime.bigint();
+      try {
+        await target.job(i);
+        acknowledged++;
+        latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  const { result: seconds, peakRssMb } = await withPeakRss(async () => {
+    const started = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: callers }, caller));
+    return Number(process.hrtime.bigint() - started) / 1e9;
+  });
+  const committed = target.rows();
+  await target.close();
+  latencies.sort((a, b) => a - b);
+  return {
+    jobsPerSecond: acknowledged / seconds,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    errors,
+    acknowledged,
+    committed,
+    committedEqualsAcknowledged: committed === acknowledged,
+    peakRssMb,
+  };
+}
+
+/** Per-job cost of the queue mechanism alone: no-op jobs, 64 callers awaiting each. */
+async function noopCost() {
+  const contenders = {
+    'p-queue (concurrency 1)': () => {
+      const q = new PQueue({ concurrency: 1 });
+      return () => q.add(() => undefined);
+    },
+    'coordinator queue (metrics + events, no listeners)': () => {
+      const q = new WriteQueue(
+        { capacity: NOOP_JOBS, whenFull: 'wait', timeoutMs: undefined },
+        createEventBridge('bench', new EventEmitter2()),
+      );
+      return () => q.enqueue(() => undefined);
+    },
+  };
+  const out = {};
+  for (const [name, make] of Object.entries(contenders)) {
+    const times = [];
+    for (let r = 0; r < Math.max(ROUNDS, 3); r++) {
+      const submit = make();
+      let left = NOOP_JOBS;
+      const started = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: 64 }, async () => {
+          while (left-- > 0) await submit();
+        }),
+      );
+      times.push(Number(process.hrtime.bigint() - started) / NOOP_JOBS);
+    }
+    out[name] = median(times);
+  }
+  return out;
+}
+
+/** Resident memory before and after many coordinator jobs (raw fast path, NORMAL), after GC. */
+async function memoryGrowth() {
+  const { coordinator, close } = await openCoordinator('NORMAL');
+  const gc = globalThis.gc ?? (() => undefined);
+  const warm = 2_000;
+  for (let i = 0; i < warm; i++) await coordinator.run((_, job) => job.statement(INSERT).run(i));
+  gc();
+  const before = process.memoryUsage().rss;
+  let left = MEMORY_JOBS;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (left-- > 0) await coordinator.run((_, job) => job.statement(INSERT).run(left));
+    }),
+  );
+  gc();
+  const after = process.memoryUsage().rss;
+  await close();
+  return {
+    jobs: MEMORY_JOBS,
+    rssBeforeMb: before / 2 ** 20,
+    rssAfterMb: after / 2 ** 20,
+    growthMb: (after - before) / 2 ** 20,
+    gc: Boolean(globalThis.gc),
+  };
+}
+
+const fmt = (n, digits = 0) => (n === undefined ? '—' : n.toFixed(digits));
+
+async function main() {
+  const total = SYNCS.length * CALLERS.length * CONTENDERS.length * ROUNDS;
+  let done = 0;
+  const results = [];
+  const started = Date.now();
+  console.log(
+    `write-coordinator benchmark${QUICK ? ' (--quick)' : ''}: ${ROUNDS} round(s), median; jobs per run FULL ${JOBS.FULL}, NORMAL ${JOBS.NORMAL}; ` +
+      `node ${process.version}, ${cpus().length} cores`,
+  );
+  for (const sync of SYNCS) {
+    for (const callers of CALLERS) {
+      for (const contender of CONTENDERS) {
+        const rounds = [];
+        for (let r = 0; r < ROUNDS; r++) {
+          rounds.push(await runOnce(contender, sync, callers, JOBS[sync]));
+          done++;
+          const last = rounds[rounds.length - 1];
+          process.stderr.write(
+            `[${String(done).padStart(3)}/${total}] ${sync.padEnd(6)} ${String(callers).padStart(2)} callers  ` +
+              `${contender.name.padEnd(52)} ${fmt(last.jobsPerSecond).padStart(7)} jobs/s  (${Math.round((Date.now() - started) / 1000)} s)\n`,
+          );
+        }
+        results.push({
+          sync,
+          callers,
+          contender: contender.name,
+          jobsPerSecond: median(rounds.map((x) => x.jobsPerSecond)),
+          p50Ms: median(rounds.map((x) => x.p50Ms).filter((x) => x !== undefined)),
+          p99Ms: median(rounds.map((x) => x.p99Ms).filter((x) => x !== undefined)),
+          errors: median(rounds.map((x) => x.errors)),
+          errorRate: median(rounds.map((x) => x.errors / (x.errors + x.acknowledged))),
+          committedEqualsAcknowledged: rounds.every((x) => x.committedEqualsAcknowledged),
+          peakRssMb: Math.max(...rounds.map((x) => x.peakRssMb)),
+          rounds,
+        });
+      }
+    }
+  }
+  process.stderr.write('no-op jobs: queue mechanism vs p-queue…\n');
+  const noop = await noopCost();
+  process.stderr.write(`memory: ${MEMORY_JOBS} coordinator jobs…\n`);
+  const memory = await memoryGrowth();
+
+  const find = (sync, callers, prefix) =>
+    results.find((r) => r.sync === sync && r.callers === callers && r.contender.startsWith(prefix));
+  const ratios = [];
+  for (const sync of SYNCS) {
+    console.log(`\nsynchronous=${sync}, one-row insert jobs`);
+    console.table(
+      results
+        .filter((r) => r.sync === sync)
+        .map((r) => ({
+          callers: r.callers,
+          contender: r.contender,
+          'jobs/s': fmt(r.jobsPerSecond),
+          'p50 ms': fmt(r.p50Ms, 2),
+          'p99 ms': fmt(r.p99Ms, 2),
+          errors: `${fmt(r.errorRate * 100, 1)}%`,
+          'committed == acked': r.committedEqualsAcknowledged ? 'yes' : 'NO',
+          'peak RSS MB': fmt(r.peakRssMb),
+        })),
+    );
+    for (const callers of CALLERS) {
+      const fifo = find(sync, callers, 'hand-rolled FIFO');
+      const batch1 = find(sync, callers, 'coordinator, batch of 1');
+      const raw = find(sync, callers, 'coordinator, raw fast path');
+      const ceiling = find(sync, callers, 'raw better-sqlite3, 100-row');
+      ratios.push(
+        {
+          sync,
+          callers,
+          ratio: 'coordinator batch 1 / hand-rolled FIFO',
+          value: batch1.jobsPerSecond / fifo.jobsPerSecond,
+        },
+        {
+          sync,
+          callers,
+          ratio: 'coordinator raw fast path / hand-rolled FIFO',
+          value: raw.jobsPerSecond / fifo.jobsPerSecond,
+        },
+        {
+          sync,
+          callers,
+          ratio: 'coordinator raw fast path / raw 100-row ceiling',
+          value: raw.jobsPerSecond / ceiling.jobsPerSecond,
+        },
+      );
+    }
+  }
+  console.log('\nratios (jobs/s over jobs/s)');
+  console.table(ratios.map((r) => ({ ...r, value: fmt(r.value, 2) })));
+  const [pq, ours] = Object.values(noop);
+  console.log(
+    `\nno-op job, 64 callers (${NOOP_JOBS} jobs): p-queue ${fmt(pq)} ns/job, coordinator queue ${fmt(ours)} ns/job, ` +
+      `p-queue / coordinator = ${fmt(pq / ours, 2)}`,
+  );
+  console.log(
+    `memory: ${memory.jobs} coordinator jobs (raw fast path, NORMAL, 64 callers): RSS ${fmt(memory.rssBeforeMb)} → ${fmt(memory.rssAfterMb)} MB ` +
+      `(growth ${fmt(memory.growthMb, 1)} MB${memory.gc ? ', after GC' : ', no --expose-gc'})`,
+  );
+  console.log('group commit: not built yet (issue 4); the batch-of-1 rows are the baseline it must beat.');
+  if (args.json) {
+    writeFileSync(
+      args.json,
+      JSON.stringify(
+        {
+          quick: QUICK,
+          rounds: ROUNDS,
+          jobs: JOBS,
+          node: process.version,
+          cores: cpus().length,
+          results,
+          ratios,
+          noopNsPerJob: noop,
+          memory,
+        },
+        null,
+        2,
+      ),
+    );
+    console.log(`figures written to ${args.json}`);
+  }
+}
+
+try {
+  await main();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
