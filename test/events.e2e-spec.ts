@@ -29,7 +29,8 @@ describe('WriteCoordinator events', () => {
   it('emits accepted, started, completed/failed, rejected, saturated and drained in order', async () => {
     app = await createTestingApp({
       database: tmp.file('events.db'),
-      coordinator: { queueSize: 1, whenFull: 'reject' },
+      // One job per transaction: with group commit, b would join a's batch (see group-commit.e2e-spec.ts).
+      coordinator: { queueSize: 1, whenFull: 'reject', maxBatchSize: 1 },
       providers: [EventRecorder],
     });
     const coordinator = app.get(WriteCoordinator);

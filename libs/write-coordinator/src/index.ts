@@ -12,6 +12,7 @@ export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from
 export { WriteCoordinator } from './write-coordinator.service';
 export type { CoordinatorMetrics, WriteOptions, WriteRequest } from './write-coordinator.service';
 export type { StorageStatus } from './storage-health';
+export type { BatchMetrics } from './batch-stats';
 export type { WriteJob, WriteWork } from './transaction-scope';
 export type { RawStatement } from './raw-statements';
 export type { LatencySummary } from './latency-window';

@@ -6,7 +6,7 @@ import { nativeInTransaction } from './query-runner-sync';
 import { isBusy, sqliteCode } from './sqlite-error';
 import type { RawStatement } from './raw-statements';
 import type { WriterGate } from './writer-gate';
-import type { JobContext } from './write-queue';
+import type { JobContext, TakenJob } from './write-queue';
 
 /** What a job's work function receives besides the manager. */
 export interface WriteJob {
@@ -42,6 +42,21 @@ interface Frame {
   afterCommit: Array<() => void>;
   /** Set when the level is a transaction its caller opened with `queryRunner.startTransaction()`. */
   readonly held?: HeldTransaction;
+  /** TypeORM depth of the job's own level: 1 for its transaction, 2 for its savepoint in a batch. */
+  baseDepth: number;
+}
+
+/** @internal Group commit: how a running job takes the queued jobs that follow it into its transaction. */
+export interface Batching {
+  /** Most jobs per transaction; 1 turns group commit off. */
+  readonly maxSize: number;
+  /** The next queued batchable job, or undefined. */
+  take(): TakenJob | undefined;
+}
+
+/** The batch a leading job has open: the frames of its members that released their savepoint. */
+interface Batch {
+  readonly members: Frame[];
 }
 
 /** How {@link TransactionScope.runJob} runs a job. */
@@ -60,6 +75,8 @@ export interface ScopeHooks {
   committed(): void;
   /** A job ended without commit, with this error. */
   failed(error: unknown): void;
+  /** A transaction of `size` jobs committed (group commit; 1 without it). */
+  batchCommitted(size: number): void;
 }
 
 const storage = new AsyncLocalStorage<Frame>();
@@ -76,10 +93,20 @@ const NO_JOB: WriteJob = Object.freeze({
  * its own transaction, a re-entrant call a savepoint inside the enclosing job's transaction.
  */
 export class TransactionScope {
+  /** Group commit settings, once the coordinator is attached. */
+  batching: Batching | undefined;
+  /** The open batch while a leading job runs (one at a time: the queue has one drain). */
+  private batch: Batch | undefined;
+
   constructor(
     private readonly owner: object,
     private readonly hooks: ScopeHooks,
   ) {}
+
+  /** TypeORM depth of the current job's own level (see {@link Frame.baseDepth}), if inside one. */
+  get jobBaseDepth(): number | undefined {
+    return this.frame()?.baseDepth;
+  }
 
   /** True when the current async context is inside an open job of this owner. */
   get isInside(): boolean {
@@ -115,6 +142,10 @@ export class TransactionScope {
     };
     frame.job = job;
     if (mode.transactional === false) return this.runWithoutTransaction(frame, work);
+    if (this.batch) return this.runMember(gate, ctx, frame, work, this.batch);
+    if (this.batching && this.batching.maxSize > 1 && !mode.frame) {
+      return this.runBatch(gate, ctx, frame, work, this.batching);
+    }
     try {
       await gate.begin(ctx.signal);
     } catch (error) {
@@ -140,6 +171,7 @@ export class TransactionScope {
         );
       }
       this.hooks.committed();
+      this.hooks.batchCommitted(1);
       this.runAfterCommit(frame.afterCommit);
       return result;
     } catch (error) {
@@ -247,7 +279,152 @@ export class TransactionScope {
       tail: Promise.resolve(),
       afterCommit: [],
       held,
+      // A re-entrant call's level belongs to the same job: the job's own level stays its parent's.
+      baseDepth: parent?.owner === this.owner && parent.open ? parent.baseDepth : 1,
     };
+  }
+
+  /**
+   * Group commit, as the leading job: BEGIN IMMEDIATE, its own work in a savepoint, then the queued
+   * batchable jobs behind it (each in its own savepoint, up to `maxSize` in all), then one COMMIT.
+   * A member that throws rolls back only its savepoint and fails at once; the others are settled
+   * only after the COMMIT succeeded; a failed COMMIT fails every member of the batch.
+   */
+  private async runBatch<T>(
+    gate: WriterGate,
+    ctx: JobContext,
+    frame: Frame,
+    work: WriteWork<T>,
+    batching: Batching,
+  ): Promise<T> {
+    try {
+      await gate.begin(ctx.signal);
+    } catch (error) {
+      this.hooks.failed(error);
+      throw error === ctx.signal.reason ? error : ownFailure('could not begin its transaction', error, ctx);
+    }
+    const batch: Batch = { members: [] };
+    const followers: Array<{ taken: TakenJob; value: unknown }> = [];
+    let own: { ok: true; value: T } | { ok: false; error: unknown };
+    let ran = 1;
+    this.batch = batch;
+    try {
+      try {
+        own = { ok: true, value: await this.runMember(gate, ctx, frame, work, batch) };
+      } catch (error) {
+        own = { ok: false, error };
+      }
+      while (ran < batching.maxSize && nativeInTransaction(gate.dataSource) !== false) {
+        const taken = batching.take();
+        if (!taken) break;
+        ran++;
+        try {
+          followers.push({ taken, value: await taken.run() });
+        } catch (error) {
+          taken.fail(error);
+        }
+      }
+    } finally {
+      this.batch = undefined;
+    }
+
+    const committed = await this.endBatch(gate, ctx, batch.members.length);
+    if (committed !== undefined) {
+      // Nothing of the batch was written: fail every member that was waiting for the COMMIT.
+      for (const { taken } of followers) taken.fail(committed);
+      throw own.ok ? committed : own.error;
+    }
+    for (const member of batch.members) this.runAfterCommit(member.afterCommit);
+    for (const { taken, value } of followers) taken.complete(value);
+    if (own.ok) return own.value;
+    throw own.error;
+  }
+
+  /**
+   * Ends a batch: COMMIT when members released their savepoints, else ROLLBACK of the empty
+   * transaction; either way TypeORM's runner is left in line with the connection.
+   * @returns undefined once committed (or when there was nothing to commit), or the error every
+   *   waiting member must fail with.
+   */
+  private async endBatch(gate: WriterGate, ctx: JobContext, size: number): Promise<unknown> {
+    let failure: unknown;
+    try {
+      if (size === 0) {
+        if (gate.runner.isTransactionActive) await gate.original.rollbackTransaction().catch(() => undefined);
+        return undefined;
+      }
+      if (nativeInTransaction(gate.dataSource) === false) {
+        failure = ownFailure(
+          `lost its batch transaction (SQLite rolled it back); none of its ${size} job(s) was written`,
+          undefined,
+          ctx,
+        );
+      } else {
+        try {
+          await gate.original.commitTransaction();
+        } catch (error) {
+          failure = ownFailure(`could not commit its batch; none of its ${size} job(s) was written`, error, ctx);
+        }
+      }
+      if (failure === undefined) {
+        this.hooks.committed();
+        this.hooks.batchCommitted(size);
+        return undefined;
+      }
+      this.hooks.failed(failure);
+      if (gate.runner.isTransactionActive) await gate.original.rollbackTransaction().catch(() => undefined);
+      return failure;
+    } finally {
+      await gate.resync();
+      await gate.runner.release();
+    }
+  }
+
+  /**
+   * One job of a batch: its work in a savepoint of the batch transaction. Released (and recorded
+   * as a member) when the work returns and the job may still commit; rolled back otherwise.
+   */
+  private async runMember<T>(
+    gate: WriterGate,
+    ctx: JobContext,
+    frame: Frame,
+    work: WriteWork<T>,
+    batch: Batch,
+  ): Promise<T> {
+    try {
+      await gate.original.startTransaction();
+    } catch (error) {
+      this.hooks.failed(error);
+      throw ownFailure('could not open its savepoint', error, ctx);
+    }
+    frame.baseDepth = gate.depth;
+    frame.open = true;
+    try {
+      const result = await storage.run(frame, () => work(gate.manager, frame.job));
+      if (gate.depth !== frame.baseDepth) {
+        throw ownFailure(
+          'left transaction levels open (a startTransaction() without commit); nothing was written',
+          undefined,
+          ctx,
+        );
+      }
+      if (!ctx.claimCommit()) throw ctx.signal.reason;
+      await storage.run(frame, () => gate.original.commitTransaction());
+      frame.open = false;
+      batch.members.push(frame);
+      return result;
+    } catch (error) {
+      frame.open = false;
+      this.hooks.failed(error);
+      while (gate.runner.isTransactionActive && gate.depth >= frame.baseDepth) {
+        try {
+          await gate.original.rollbackTransaction();
+        } catch {
+          break; // SQLite may have ended the whole transaction; the leader checks before going on
+        }
+      }
+      throw error;
+    }
   }
 
   private async runWithoutTransaction<T>(frame: Frame, work: WriteWork<T>): Promise<T> {

@@ -52,6 +52,8 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
   ['topics', { topics: { A: 1 } }, 'topics must be a function (method) => topic, or an object mapping'],
   ['maxPayloadBytes', { maxPayloadBytes: 0 }, 'maxPayloadBytes must be an integer number of bytes, 1 or more'],
   ['maxPayloadBytes', { maxPayloadBytes: '1mb' }, "must be an integer number of bytes, 1 or more (received '1mb'"],
+  ['maxBatchSize', { maxBatchSize: 0 }, 'maxBatchSize must be an integer, 1 or more (received 0, number)'],
+  ['maxBatchSize', { maxBatchSize: 1.5 }, 'maxBatchSize must be an integer, 1 or more (received 1.5, number)'],
   ['queSize', { queSize: 5 }, 'queSize must be one of the known options'],
 ];
 

@@ -124,6 +124,14 @@ export interface WriteCoordinatorOptions {
    * @default 1048576 (1 MiB)
    */
   maxPayloadBytes?: number;
+  /**
+   * Group commit: the most jobs one transaction may carry. The running job takes the batchable
+   * jobs already queued behind it into its transaction, each in its own savepoint, and one COMMIT
+   * (one fsync at `synchronous=FULL`) ends them all. A job that throws rolls back only its
+   * savepoint; the others are resolved only after the COMMIT. `1` turns it off.
+   * @default 64
+   */
+  maxBatchSize?: number;
 }
 
 /** @internal Options after defaults and validation; everything downstream reads this type. */
@@ -144,6 +152,7 @@ export interface ResolvedWriteCoordinatorOptions {
   readonly busyBudgetMs: number;
   readonly topics: TopicMapping | undefined;
   readonly maxPayloadBytes: number;
+  readonly maxBatchSize: number;
 }
 
 /** The default value of every option. */
@@ -164,6 +173,7 @@ export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
   busyBudgetMs: 5_000,
   topics: undefined,
   maxPayloadBytes: 1_048_576,
+  maxBatchSize: 64,
 } as const satisfies ResolvedWriteCoordinatorOptions);
 
 type Check = (value: unknown) => string | undefined;
@@ -217,6 +227,7 @@ const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
       Object.values(v).every((t) => typeof t === 'string' && t !== ''))
       ? undefined
       : 'a function (method) => topic, or an object mapping method names to non-empty topic strings',
+  maxBatchSize: (v) => (Number.isInteger(v) && (v as number) >= 1 ? undefined : 'an integer, 1 or more'),
   maxPayloadBytes: (v) =>
     Number.isInteger(v) && (v as number) > 0 ? undefined : 'an integer number of bytes, 1 or more',
 };

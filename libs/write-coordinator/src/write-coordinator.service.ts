@@ -12,6 +12,7 @@ import { createEventBridge } from './write-coordinator.event-bridge';
 import { resolveDataSource } from './write-coordinator.data-source';
 import { settlesWithin } from './settles-within';
 import { StorageHealth, StorageStatus } from './storage-health';
+import { BatchMetrics, BatchStats } from './batch-stats';
 import { WriteHandlerRegistry } from './write-handler.registry';
 import { requestProblem } from './write-request.validation';
 import type { WriterGate } from './writer-gate';
@@ -46,6 +47,8 @@ export interface CoordinatorMetrics extends QueueMetrics {
   coordinator: string;
   /** Whether the database is taking writes (down from a disk-full or I/O failure until a commit). */
   storage: StorageStatus;
+  /** Committed transactions and how many jobs each carried (group commit, `maxBatchSize`). */
+  batches: BatchMetrics;
 }
 
 /**
@@ -59,6 +62,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
   private readonly scope: TransactionScope;
   private readonly handlers = new WriteHandlerRegistry();
   private readonly storage = new StorageHealth();
+  private readonly batches = new BatchStats();
   private readonly publisher: ChangePublisher | undefined;
   /** Set once at bootstrap; until then every call fails with `COORDINATOR_NOT_READY`. */
   private attachment: DataSourceAttachment | undefined;
@@ -78,6 +82,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
       afterCommitError: (error) => this.logger.error('after-commit publisher failed', error),
       committed: () => this.storage.committed(),
       failed: (error) => this.storage.failed(error),
+      batchCommitted: (size) => this.batches.record(size),
     });
     this.publisher = options.publisher ?? (emitter && createEventEmitterPublisher(emitter));
   }
@@ -123,7 +128,10 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     } catch (error) {
       return this.queue.refuse(labelOf(options), () => error as WriteCoordinatorError);
     }
-    return this.scope.runInline(work) ?? this.enqueue(options, (ctx, gate) => this.scope.runJob(gate, ctx, work));
+    return (
+      this.scope.runInline(work) ??
+      this.enqueue({ ...options, batchable: true }, (ctx, gate) => this.scope.runJob(gate, ctx, work))
+    );
   }
 
   /**
@@ -162,7 +170,12 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
 
   /** A consistent snapshot of counters, gauges and recent latencies. */
   metrics(): CoordinatorMetrics {
-    return { coordinator: this.name, ...this.queue.metrics(), storage: this.storage.status() };
+    return {
+      coordinator: this.name,
+      ...this.queue.metrics(),
+      storage: this.storage.status(),
+      batches: this.batches.snapshot(),
+    };
   }
 
   /** Resolves the next time nothing is queued or running. */
@@ -201,9 +214,10 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
       dataSource,
       this.options,
       this.scope,
-      (label, run) => this.enqueue({ label }, (ctx) => run(ctx)),
+      (label, run, batchable) => this.enqueue({ label, batchable }, (ctx) => run(ctx)),
       this.publisher && { publish: (change) => this.publish(change), wants: () => this.wantsChanges() },
     );
+    this.scope.batching = { maxSize: this.options.maxBatchSize, take: () => this.queue.takeNext() };
   }
 
   /**

@@ -9,7 +9,7 @@ import type { JobContext } from './write-queue';
 import { isGateCall, RunnerMethods, WriterGate } from './writer-gate';
 
 /** @internal Puts a job on the coordinator's queue (with its not-ready and state checks). */
-export type JobEnqueuer = <T>(label: string, run: (ctx: JobContext) => Promise<T>) => Promise<T>;
+export type JobEnqueuer = <T>(label: string, run: (ctx: JobContext) => Promise<T>, batchable: boolean) => Promise<T>;
 
 /** TypeORM's literal at depth 0, and what the coordinator sends instead. */
 const DEFERRED_BEGIN = 'BEGIN TRANSACTION';
@@ -93,7 +93,12 @@ export class WriteGuard {
       );
     }
     const transactional = kind !== 'connection';
-    return this.outside(operation, run, (ctx) => this.scope.runJob(this.gate, ctx, run, { transactional }));
+    return this.outside(
+      operation,
+      run,
+      (ctx) => this.scope.runJob(this.gate, ctx, run, { transactional }),
+      transactional,
+    );
   }
 
   private startTransaction(level?: string): Promise<void> {
@@ -106,7 +111,7 @@ export class WriteGuard {
     const held = this.scope.heldTransaction();
     if (held && (held.depth <= 1 || !held.open)) return end === 'commit' ? held.held.commit() : held.held.rollback();
     if (this.scope.isInside) {
-      if (this.gate.depth > 1) return original();
+      if (this.gate.depth > (this.scope.jobBaseDepth ?? 1)) return original();
       return Promise.reject(
         new TypeORMError(
           `${end}Transaction() would end the coordinator job's own transaction; ` +
@@ -125,6 +130,7 @@ export class WriteGuard {
     operation: string,
     unserialised: () => Promise<T>,
     job: ((ctx: JobContext) => Promise<T>) | undefined,
+    batchable = true,
   ): Promise<T> {
     const ended = this.endedHeldTransaction();
     if (ended) return ended;
@@ -144,8 +150,10 @@ export class WriteGuard {
       case 'serialize':
         break;
     }
-    if (job) return this.enqueue(operation, job);
-    return this.scope.beginHeld(this.gate, (run) => this.enqueue(operation, run)) as Promise<T>;
+    // A held transaction ends when its caller says so, and PRAGMAs run outside any transaction:
+    // neither can share a batch.
+    if (job) return this.enqueue(operation, job, batchable);
+    return this.scope.beginHeld(this.gate, (run) => this.enqueue(operation, run, false)) as Promise<T>;
   }
 
   /** A transaction of this context ended by the coordinator (cancelled, timed out): its later calls fail. */

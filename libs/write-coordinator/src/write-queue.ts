@@ -32,6 +32,21 @@ export interface EnqueueOptions {
   timeoutMs?: number;
   /** Free-form label carried in events, errors and metrics. */
   label?: string;
+  /** The running job may take this one into its batch ({@link WriteQueue.takeNext}). */
+  batchable?: boolean;
+}
+
+/**
+ * @internal A queued job taken by the running job into its batch: the taker runs it, then
+ * settles it (after its batch committed, or at once when it failed).
+ */
+export interface TakenJob {
+  /** Runs the job's function, in its submitter's async context. */
+  run(): Promise<unknown>;
+  /** Settles the job as committed with this value (or as cancelled/timed out if it ended early). */
+  complete(value: unknown): void;
+  /** Settles the job as failed with this error. */
+  fail(error: unknown): void;
 }
 
 /** @internal What a job function receives from the queue. */
@@ -143,6 +158,7 @@ class Job<T = unknown> implements ListNode<Job>, JobContext, JobInfo {
     readonly callerSignal: AbortSignal | undefined,
     readonly resolve: (value: T) => void,
     readonly reject: (error: unknown) => void,
+    readonly batchable: boolean,
   ) {}
 
   /**
@@ -203,6 +219,10 @@ export class WriteQueue {
   private readonly roomWaiters = new JobList<Job>();
   /** The one running job. Invariant: never more than one; only `pump()` sets it. */
   private active: Job | null = null;
+  /** Jobs the running job took into its batch and has not settled yet. */
+  private taken = 0;
+  /** Completions of taken jobs, reported right after the running job's (batch order). */
+  private completions: Array<() => void> = [];
   private stateValue: WriteQueueState = 'running';
   private stopped: { promise: Promise<void>; resolve: () => void } | undefined;
   private idleWaiters: Array<() => void> = [];
@@ -244,7 +264,7 @@ export class WriteQueue {
     const now = performance.now();
     let job!: Job<T>;
     const promise = new Promise<T>((resolve, reject) => {
-      job = new Job<T>(jobId, label, fn, now, signal, resolve, reject);
+      job = new Job<T>(jobId, label, fn, now, signal, resolve, reject, options.batchable === true);
     });
     if (timeoutMs !== undefined) {
       job.timer = setTimeout(() => this.expire(job as Job), timeoutMs);
@@ -276,7 +296,7 @@ export class WriteQueue {
 
   /** Resolves the next time the queue is empty and no job runs (at once if so already). */
   onIdle(): Promise<void> {
-    if (this.active === null && this.queue.size === 0 && this.roomWaiters.size === 0) {
+    if (this.active === null && this.taken === 0 && this.queue.size === 0 && this.roomWaiters.size === 0) {
       return Promise.resolve();
     }
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -317,6 +337,34 @@ export class WriteQueue {
   }
 
   /**
+   * Lets the running job take the next queued job into its batch (group commit): only when the
+   * head of the queue is batchable. The taken job counts as running until settled; it keeps its
+   * deadline and signal (ending early while it runs rejects its caller at once, as for any
+   * running job). Aborted or expired jobs are no longer in the queue, so they are never taken.
+   */
+  takeNext(): TakenJob | undefined {
+    const job = this.queue.peek();
+    if (this.active === null || job === null || !job.batchable) return undefined;
+    this.queue.shift();
+    this.taken++;
+    this.admitFromRoom();
+    const waitMs = this.begin(job);
+    let settled = false;
+    const settle = (ok: boolean, outcome: unknown) => {
+      if (settled) return;
+      settled = true;
+      this.taken--;
+      this.finish(job, ok, outcome, waitMs);
+      this.settleIfIdle();
+    };
+    return {
+      run: async () => job.run(),
+      complete: (value) => this.completions.push(() => settle(true, value)),
+      fail: (error) => settle(false, error),
+    };
+  }
+
+  /**
    * Last resort of a shutdown whose running job does not settle: rejects its caller with
    * `SHUTDOWN` and aborts its signal, so that no caller is left pending. The job can then never
    * commit; it counts as running until its work settles (then as cancelled).
@@ -348,7 +396,7 @@ export class WriteQueue {
       dropped: this.dropped,
       queueDepth: this.queue.size,
       maxQueue: this.settings.capacity,
-      running: this.active ? 1 : 0,
+      running: (this.active ? 1 : 0) + this.taken,
       peakQueueDepth: this.peakQueueDepth,
       waitingForRoom: this.roomWaiters.size,
       state: this.stateValue,
@@ -416,12 +464,7 @@ export class WriteQueue {
   }
 
   private async execute(job: Job): Promise<void> {
-    job.phase = Phase.Running;
-    job.startedAt = performance.now();
-    const waitMs = job.startedAt - job.submittedAt;
-    this.waitLatency.record(waitMs);
-    this.notify('jobStarted', job, waitMs);
-
+    const waitMs = this.begin(job);
     let ok = true;
     let outcome: unknown;
     try {
@@ -430,12 +473,30 @@ export class WriteQueue {
       ok = false;
       outcome = error;
     }
+    this.active = null;
+    this.finish(job, ok, outcome, waitMs);
+    const completions = this.completions;
+    this.completions = [];
+    for (const complete of completions) complete();
+    this.afterJob();
+  }
 
+  /** Marks a job as running and reports it; returns its queue wait. */
+  private begin(job: Job): number {
+    job.phase = Phase.Running;
+    job.startedAt = performance.now();
+    const waitMs = job.startedAt - job.submittedAt;
+    this.waitLatency.record(waitMs);
+    this.notify('jobStarted', job, waitMs);
+    return waitMs;
+  }
+
+  /** Settles a job whose function ended, honouring an early end (deadline, abort) while it ran. */
+  private finish(job: Job, ok: boolean, outcome: unknown, waitMs: number): void {
     job.phase = Phase.Done;
     job.disarm();
     const runMs = performance.now() - job.startedAt;
     this.runLatency.record(runMs);
-    this.active = null;
     if (job.endReason === EndReason.TimedOut) {
       this.timedOut++;
       this.notify('jobFailed', job, ok ? new TimeoutError('deadline passed while running', job) : outcome);
@@ -451,7 +512,6 @@ export class WriteQueue {
       job.reject(outcome);
       this.notify('jobFailed', job, outcome);
     }
-    this.afterJob();
   }
 
   private afterJob(): void {
@@ -530,7 +590,7 @@ export class WriteQueue {
 
   /** When nothing runs or waits: releases `onIdle()` callers and completes a drain or shutdown. */
   private settleIfIdle(): void {
-    if (this.active !== null || this.queue.size > 0 || this.roomWaiters.size > 0) return;
+    if (this.active !== null || this.taken > 0 || this.queue.size > 0 || this.roomWaiters.size > 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
