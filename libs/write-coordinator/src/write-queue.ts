@@ -544,12 +544,12 @@ export class WriteQueue {
         this.settleRefused(job, makeError(job));
         return;
       case Phase.Queued: {
+        const error = makeError(job); // while the phase still says where it was
         this.queue.remove(job);
         job.phase = Phase.Done;
         job.disarm();
         if (reason === EndReason.TimedOut) this.timedOut++;
         else this.cancelled++;
-        const error = makeError(job);
         job.reject(error);
         this.notify('jobFailed', job, error);
         this.admitFromRoom();
