@@ -171,3 +171,18 @@ describe('group commit', () => {
     }
   });
 });
+
+describe('group commit with batchWaitMs', () => {
+  const t = useTestingApp({ coordinator: { batchWaitMs: 100 } });
+
+  it('lets a job that arrives within batchWaitMs join the batch before its COMMIT', async () => {
+    let firstSettled = false;
+    const first = t.coordinator.run((m) => insert(m, 'first')).then(() => (firstSettled = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(firstSettled).toBe(false); // still waiting for more, not committed yet
+    const second = t.coordinator.run((m) => insert(m, 'second'));
+    await Promise.all([first, second]);
+    expect(t.coordinator.metrics().batches).toMatchObject({ committed: 1, jobs: 2, largest: 2 });
+    expect(committedKeys(t.database)).toEqual(['first', 'second']);
+  });
+});

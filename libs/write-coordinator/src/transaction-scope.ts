@@ -52,6 +52,10 @@ export interface Batching {
   readonly maxSize: number;
   /** The next queued batchable job, or undefined. */
   take(): TakenJob | undefined;
+  /** How long the batch may wait for more jobs once the queue is empty (ms); 0: not at all. */
+  readonly waitMs: number;
+  /** Resolves when a job is queued, or after `ms`. */
+  whenArrival(ms: number): Promise<void>;
 }
 
 /** The batch a leading job has open: the frames of its members that released their savepoint. */
@@ -314,9 +318,15 @@ export class TransactionScope {
       } catch (error) {
         own = { ok: false, error };
       }
+      const waitUntil = performance.now() + batching.waitMs;
       while (ran < batching.maxSize && nativeInTransaction(gate.dataSource) !== false) {
         const taken = batching.take();
-        if (!taken) break;
+        if (!taken) {
+          const left = waitUntil - performance.now();
+          if (left <= 0) break;
+          await batching.whenArrival(left);
+          continue;
+        }
         ran++;
         try {
           followers.push({ taken, value: await taken.run() });

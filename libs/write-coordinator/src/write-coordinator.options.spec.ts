@@ -54,6 +54,7 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
   ['maxPayloadBytes', { maxPayloadBytes: '1mb' }, "must be an integer number of bytes, 1 or more (received '1mb'"],
   ['maxBatchSize', { maxBatchSize: 0 }, 'maxBatchSize must be an integer, 1 or more (received 0, number)'],
   ['maxBatchSize', { maxBatchSize: 1.5 }, 'maxBatchSize must be an integer, 1 or more (received 1.5, number)'],
+  ['batchWaitMs', { batchWaitMs: -1 }, 'batchWaitMs must be a finite number of ms, 0 or more (received -1, number)'],
   ['queSize', { queSize: 5 }, 'queSize must be one of the known options'],
 ];
 

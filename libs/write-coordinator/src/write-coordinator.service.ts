@@ -217,7 +217,12 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
       (label, run, batchable) => this.enqueue({ label, batchable }, (ctx) => run(ctx)),
       this.publisher && { publish: (change) => this.publish(change), wants: () => this.wantsChanges() },
     );
-    this.scope.batching = { maxSize: this.options.maxBatchSize, take: () => this.queue.takeNext() };
+    this.scope.batching = {
+      maxSize: this.options.maxBatchSize,
+      waitMs: this.options.batchWaitMs,
+      take: () => this.queue.takeNext(),
+      whenArrival: (ms) => this.queue.whenArrival(ms),
+    };
   }
 
   /**

@@ -223,6 +223,8 @@ export class WriteQueue {
   private taken = 0;
   /** Completions of taken jobs, reported right after the running job's (batch order). */
   private completions: Array<() => void> = [];
+  /** Callers of {@link whenArrival} waiting for the next job to enter the queue. */
+  private arrivalWaiters: Array<() => void> = [];
   private stateValue: WriteQueueState = 'running';
   private stopped: { promise: Promise<void>; resolve: () => void } | undefined;
   private idleWaiters: Array<() => void> = [];
@@ -364,6 +366,19 @@ export class WriteQueue {
     };
   }
 
+  /** Resolves when a job enters the queue, or after `ms` (group commit waiting for more). */
+  whenArrival(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.arrivalWaiters = this.arrivalWaiters.filter((waiter) => waiter !== done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.arrivalWaiters.push(done);
+    });
+  }
+
   /**
    * Last resort of a shutdown whose running job does not settle: rejects its caller with
    * `SHUTDOWN` and aborts its signal, so that no caller is left pending. The job can then never
@@ -442,6 +457,7 @@ export class WriteQueue {
     if (depth > this.peakQueueDepth) this.peakQueueDepth = depth;
     this.notify('jobAccepted', job, depth);
     if (depth === this.settings.capacity) this.notify('queueSaturated', depth);
+    if (this.arrivalWaiters.length > 0) for (const arrived of [...this.arrivalWaiters]) arrived();
     this.pump();
   }
 
