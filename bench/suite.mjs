@@ -2,9 +2,10 @@
 // The benchmark suite: one-row insert jobs, side by side in one process, each run on a fresh WAL
 // database file, for 1, 8 and 64 concurrent callers at synchronous=FULL and NORMAL. Contenders: the
 // raw better-sqlite3 ceiling, unserialised TypeORM transactions, the baselines users hand-roll (a
-// FIFO around dataSource.transaction(), async-mutex), and the coordinator (batch of 1, raw fast
-// path). Plus the queue mechanism alone (no-op jobs) against p-queue, and resident memory over many
-// jobs. Medians over rounds. Not a test: it prints figures, it asserts nothing.
+// FIFO around dataSource.transaction(), async-mutex), and the coordinator (batch of 1, group commit,
+// group commit with the raw fast path); a sweep of group commit settings; the queue mechanism alone
+// (no-op jobs) against p-queue; resident memory over many jobs. Medians over rounds. Not a test: it
+// prints figures, it asserts nothing.
 // Usage: npm run bench [-- --quick] [--json <file>] [--rounds N]
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -62,10 +63,10 @@ async function openDataSource(sync) {
   return ds;
 }
 
-async function openCoordinator(sync) {
+async function openCoordinator(sync, options = {}) {
   const ds = await openDataSource(sync);
   const coordinator = new WriteCoordinator(
-    resolveWriteCoordinatorOptions({ dataSource: ds, synchronous: sync, queueSize: 1024 }),
+    resolveWriteCoordinatorOptions({ dataSource: ds, synchronous: sync, queueSize: 1024, ...options }),
     undefined,
     new EventEmitter2(), // metrics and events on, no listeners
   );
@@ -173,12 +174,19 @@ const CONTENDERS = [
   {
     name: 'coordinator, batch of 1 (TypeORM insert)',
     async open(sync) {
+      const { coordinator, ds, close } = await openCoordinator(sync, { maxBatchSize: 1 });
+      return { job: (i) => coordinator.run((m) => m.insert(Row, { v: i })), rows: () => countRows(ds), close };
+    },
+  },
+  {
+    name: 'coordinator, group commit (TypeORM insert)',
+    async open(sync) {
       const { coordinator, ds, close } = await openCoordinator(sync);
       return { job: (i) => coordinator.run((m) => m.insert(Row, { v: i })), rows: () => countRows(ds), close };
     },
   },
   {
-    name: 'coordinator, raw fast path (job.statement)',
+    name: 'coordinator, group commit + raw fast path',
     async open(sync) {
       const { coordinator, ds, close } = await openCoordinator(sync);
       return {
@@ -231,6 +239,7 @@ async function runOnce(contender, sync, callers, jobs) {
     return Number(process.hrtime.bigint() - started) / 1e9;
   });
   const committed = target.rows();
+  const batches = target.batches?.();
   await target.close();
   latencies.sort((a, b) => a - b);
   return {
@@ -242,7 +251,52 @@ async function runOnce(contender, sync, callers, jobs) {
     committed,
     committedEqualsAcknowledged: committed === acknowledged,
     peakRssMb,
+    batches,
   };
+}
+
+/** Group commit settings at 64 callers (TypeORM insert jobs): how batch size and waiting trade off. */
+const SWEEP = QUICK
+  ? [{ maxBatchSize: 1 }, { maxBatchSize: 16 }, { maxBatchSize: 64 }]
+  : [
+      { maxBatchSize: 1 },
+      { maxBatchSize: 8 },
+      { maxBatchSize: 16 },
+      { maxBatchSize: 32 },
+      { maxBatchSize: 64 },
+      { maxBatchSize: 128 },
+      { maxBatchSize: 64, batchWaitMs: 1 },
+    ];
+
+async function sweep(sync) {
+  const rows = [];
+  for (const settings of SWEEP) {
+    const contender = {
+      async open(s) {
+        const { coordinator, ds, close } = await openCoordinator(s, settings);
+        return {
+          job: (i) => coordinator.run((m) => m.insert(Row, { v: i })),
+          rows: () => countRows(ds),
+          close,
+          batches: () => coordinator.metrics().batches,
+        };
+      },
+    };
+    const rounds = [];
+    for (let r = 0; r < ROUNDS; r++) rounds.push(await runOnce(contender, sync, 64, JOBS[sync]));
+    rows.push({
+      sync,
+      ...settings,
+      jobsPerSecond: median(rounds.map((x) => x.jobsPerSecond)),
+      p50Ms: median(rounds.map((x) => x.p50Ms)),
+      p99Ms: median(rounds.map((x) => x.p99Ms)),
+      meanBatch: median(rounds.map((x) => x.batches?.meanSize ?? 1)),
+    });
+    process.stderr.write(
+      `sweep ${sync} ${JSON.stringify(settings)} ${fmt(rows[rows.length - 1].jobsPerSecond)} jobs/s\n`,
+    );
+  }
+  return rows;
 }
 
 /** Per-job cost of the queue mechanism alone: no-op jobs, 64 callers awaiting each. */
@@ -345,6 +399,8 @@ async function main() {
       }
     }
   }
+  const sweeps = [];
+  for (const sync of SYNCS) sweeps.push(...(await sweep(sync)));
   process.stderr.write('no-op jobs: queue mechanism vs p-queue…\n');
   const noop = await noopCost();
   process.stderr.write(`memory: ${MEMORY_JOBS} coordinator jobs…\n`);
@@ -370,32 +426,30 @@ async function main() {
         })),
     );
     for (const callers of CALLERS) {
-      const fifo = find(sync, callers, 'hand-rolled FIFO');
-      const batch1 = find(sync, callers, 'coordinator, batch of 1');
-      const raw = find(sync, callers, 'coordinator, raw fast path');
-      const ceiling = find(sync, callers, 'raw better-sqlite3, 100-row');
-      ratios.push(
-        {
-          sync,
-          callers,
-          ratio: 'coordinator batch 1 / hand-rolled FIFO',
-          value: batch1.jobsPerSecond / fifo.jobsPerSecond,
-        },
-        {
-          sync,
-          callers,
-          ratio: 'coordinator raw fast path / hand-rolled FIFO',
-          value: raw.jobsPerSecond / fifo.jobsPerSecond,
-        },
-        {
-          sync,
-          callers,
-          ratio: 'coordinator raw fast path / raw 100-row ceiling',
-          value: raw.jobsPerSecond / ceiling.jobsPerSecond,
-        },
+      const jobsPerSecond = (prefix) => find(sync, callers, prefix).jobsPerSecond;
+      const fifo = jobsPerSecond('hand-rolled FIFO');
+      const ratio = (name, value) => ratios.push({ sync, callers, ratio: name, value });
+      ratio('coordinator batch 1 / hand-rolled FIFO', jobsPerSecond('coordinator, batch of 1') / fifo);
+      ratio('group commit / hand-rolled FIFO', jobsPerSecond('coordinator, group commit (TypeORM') / fifo);
+      ratio('group commit + raw / hand-rolled FIFO', jobsPerSecond('coordinator, group commit + raw') / fifo);
+      ratio(
+        'group commit + raw / raw 100-row ceiling',
+        jobsPerSecond('coordinator, group commit + raw') / jobsPerSecond('raw better-sqlite3, 100-row'),
       );
     }
   }
+  console.log('\ngroup commit settings, 64 callers, TypeORM insert jobs');
+  console.table(
+    sweeps.map((r) => ({
+      sync: r.sync,
+      maxBatchSize: r.maxBatchSize,
+      batchWaitMs: r.batchWaitMs ?? 0,
+      'jobs/s': fmt(r.jobsPerSecond),
+      'p50 ms': fmt(r.p50Ms, 2),
+      'p99 ms': fmt(r.p99Ms, 2),
+      'mean batch': fmt(r.meanBatch, 1),
+    })),
+  );
   console.log('\nratios (jobs/s over jobs/s)');
   console.table(ratios.map((r) => ({ ...r, value: fmt(r.value, 2) })));
   const [pq, ours] = Object.values(noop);
@@ -407,7 +461,6 @@ async function main() {
     `memory: ${memory.jobs} coordinator jobs (raw fast path, NORMAL, 64 callers): RSS ${fmt(memory.rssBeforeMb)} → ${fmt(memory.rssAfterMb)} MB ` +
       `(growth ${fmt(memory.growthMb, 1)} MB${memory.gc ? ', after GC' : ', no --expose-gc'})`,
   );
-  console.log('group commit: not built yet (issue 4); the batch-of-1 rows are the baseline it must beat.');
   if (args.json) {
     writeFileSync(
       args.json,

@@ -338,7 +338,7 @@ export class TransactionScope {
       this.batch = undefined;
     }
 
-    const committed = await this.endBatch(gate, ctx, batch.members.length);
+    const committed = await this.endBatch(gate, ctx, frame, batch.members.length);
     if (committed !== undefined) {
       // Nothing of the batch was written: fail every member that was waiting for the COMMIT.
       for (const { taken } of followers) taken.fail(committed);
@@ -356,7 +356,7 @@ export class TransactionScope {
    * @returns undefined once committed (or when there was nothing to commit), or the error every
    *   waiting member must fail with.
    */
-  private async endBatch(gate: WriterGate, ctx: JobContext, size: number): Promise<unknown> {
+  private async endBatch(gate: WriterGate, ctx: JobContext, frame: Frame, size: number): Promise<unknown> {
     let failure: unknown;
     try {
       if (size === 0) {
@@ -370,10 +370,14 @@ export class TransactionScope {
           ctx,
         );
       } else {
+        // In the leading job's frame: subscribers' BeforeTransactionCommit writes join the batch.
+        frame.open = true;
         try {
-          await gate.original.commitTransaction();
+          await storage.run(frame, () => gate.original.commitTransaction());
         } catch (error) {
           failure = ownFailure(`could not commit its batch; none of its ${size} job(s) was written`, error, ctx);
+        } finally {
+          frame.open = false;
         }
       }
       if (failure === undefined) {
@@ -402,7 +406,7 @@ export class TransactionScope {
     batch: Batch,
   ): Promise<T> {
     try {
-      await gate.original.startTransaction();
+      gate.openSavepoint();
     } catch (error) {
       this.hooks.failed(error);
       throw ownFailure('could not open its savepoint', error, ctx);
@@ -419,19 +423,20 @@ export class TransactionScope {
         );
       }
       if (!ctx.claimCommit()) throw ctx.signal.reason;
-      await storage.run(frame, () => gate.original.commitTransaction());
+      gate.releaseSavepoint();
       frame.open = false;
       batch.members.push(frame);
       return result;
     } catch (error) {
       frame.open = false;
       this.hooks.failed(error);
-      while (gate.runner.isTransactionActive && gate.depth >= frame.baseDepth) {
-        try {
+      try {
+        // Levels the work left open first (TypeORM's own), then the job's savepoint.
+        while (gate.runner.isTransactionActive && gate.depth > frame.baseDepth)
           await gate.original.rollbackTransaction();
-        } catch {
-          break; // SQLite may have ended the whole transaction; the leader checks before going on
-        }
+        if (gate.depth === frame.baseDepth && nativeInTransaction(gate.dataSource)) gate.rollbackSavepoint();
+      } catch {
+        // SQLite may have ended the whole transaction; the leader checks before going on.
       }
       throw error;
     }

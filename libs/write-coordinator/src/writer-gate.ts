@@ -39,6 +39,7 @@ export class WriterGate {
   readonly query: RunnerMethods['query'];
   /** Prepared statements on the writing connection, for the raw fast path (`job.statement()`). */
   readonly statements: RawStatementCache;
+  private readonly db: Database;
 
   constructor(
     readonly dataSource: DataSource,
@@ -47,9 +48,8 @@ export class WriterGate {
     this.runner = dataSource.createQueryRunner();
     const proto = Object.getPrototypeOf(this.runner) as RunnerMethods;
     const runner = this.runner;
-    this.statements = new RawStatementCache(
-      (dataSource.driver as unknown as { databaseConnection: Database }).databaseConnection,
-    );
+    this.db = (dataSource.driver as unknown as { databaseConnection: Database }).databaseConnection;
+    this.statements = new RawStatementCache(this.db);
     this.query = proto.query.bind(runner);
     this.original = {
       query: (sql, parameters, structured) =>
@@ -111,6 +111,35 @@ export class WriterGate {
     }
     await this.original.commitTransaction();
     return result;
+  }
+
+  /**
+   * Opens a savepoint directly on the connection, named and counted as TypeORM would
+   * (`typeorm_<depth>`), so that TypeORM's own nested transactions inside it stay in step. Skips
+   * TypeORM's per-statement machinery: group commit opens one per job.
+   */
+  openSavepoint(): void {
+    const depth = this.depth;
+    this.db.exec(`SAVEPOINT typeorm_${depth}`);
+    this.setDepth(depth + 1);
+  }
+
+  /** Releases the innermost savepoint opened by {@link openSavepoint}. */
+  releaseSavepoint(): void {
+    const depth = this.depth;
+    this.db.exec(`RELEASE SAVEPOINT typeorm_${depth - 1}`);
+    this.setDepth(depth - 1);
+  }
+
+  /** Rolls back to the innermost savepoint and removes it. */
+  rollbackSavepoint(): void {
+    const depth = this.depth;
+    this.db.exec(`ROLLBACK TO SAVEPOINT typeorm_${depth - 1}; RELEASE SAVEPOINT typeorm_${depth - 1}`);
+    this.setDepth(depth - 1);
+  }
+
+  private setDepth(depth: number): void {
+    (this.runner as unknown as { transactionDepth: number }).transactionDepth = depth;
   }
 
   /** Brings TypeORM's view of the runner back in line with the connection after a failure. */
