@@ -141,7 +141,9 @@ export class TransactionScope {
     const frame = mode.frame ?? this.newFrame(gate, storage.getStore());
     const job: WriteJob = {
       jobId: ctx.jobId,
-      signal: ctx.signal,
+      get signal() {
+        return ctx.signal; // created on first use: most jobs never look at it
+      },
       statement: (sql) => gate.statements.statement(sql, () => frame.open, ctx.jobId),
     };
     frame.job = job;
@@ -151,7 +153,7 @@ export class TransactionScope {
       return this.runBatch(gate, ctx, frame, work, this.batching);
     }
     try {
-      await gate.begin(ctx.signal);
+      await gate.begin(ctx);
     } catch (error) {
       this.hooks.failed(error);
       throw error === ctx.signal.reason ? error : ownFailure('could not begin its transaction', error, ctx);
@@ -302,7 +304,7 @@ export class TransactionScope {
     batching: Batching,
   ): Promise<T> {
     try {
-      await gate.begin(ctx.signal);
+      await gate.begin(ctx);
     } catch (error) {
       this.hooks.failed(error);
       throw error === ctx.signal.reason ? error : ownFailure('could not begin its transaction', error, ctx);

@@ -75,9 +75,9 @@ export class WriterGate {
    * `BEGIN IMMEDIATE TRANSACTION`: the write lock is taken now, or SQLite answers BUSY at once
    * (after `busy_timeout`). While another process holds the lock, retries with exponential
    * backoff (without blocking the event loop) for at most `busyBudgetMs`, then throws the BUSY
-   * error. Stops early, throwing the signal's reason, when `signal` aborts.
+   * error. Stops early, throwing the signal's reason, when the job's signal aborts.
    */
-  async begin(signal: AbortSignal): Promise<void> {
+  async begin(job: { readonly signal: AbortSignal }): Promise<void> {
     const giveUpAt = performance.now() + this.busyBudgetMs;
     for (let backoff = 1; ; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
       try {
@@ -88,6 +88,7 @@ export class WriterGate {
         const remaining = giveUpAt - performance.now();
         if (!isBusy(sqliteCode(error)) || remaining <= 0) throw error;
         const pause = Math.min(remaining, backoff * (0.5 + Math.random() / 2));
+        const signal = job.signal; // read only here: most jobs never need their signal created
         await sleep(pause, undefined, { signal }).catch(() => {
           throw signal.reason;
         });
