@@ -472,6 +472,7 @@ async function main() {
           node: process.version,
           cores: cpus().length,
           results,
+          sweeps,
           ratios,
           noopNsPerJob: noop,
           memory,
