@@ -156,6 +156,25 @@ describe('group commit', () => {
     expect(committedKeys(t.database)).toEqual(['leader', 'after']);
   });
 
+  it('keeps re-entrancy inside a member: a nested call that throws rolls back only its own savepoint', async () => {
+    const { leader, release } = holdDrain();
+    const member = t.coordinator.run(async (m) => {
+      await insert(m, 'member');
+      await t.coordinator
+        .run(async (inner) => {
+          await insert(inner, 'nested-fails');
+          throw new Error('nested fails');
+        })
+        .catch(() => undefined);
+      await t.coordinator.dataSource!.transaction((inner) => insert(inner, 'nested-kept'));
+    });
+    const next = t.coordinator.run((m) => insert(m, 'next'));
+    release();
+    await Promise.all([leader, member, next]);
+    expect(committedKeys(t.database)).toEqual(['leader', 'member', 'nested-kept', 'next']);
+    expect(t.coordinator.metrics().batches).toMatchObject({ committed: 1, largest: 3 });
+  });
+
   it('caps a batch at maxBatchSize', async () => {
     await t.app.close();
     const app = await createTestingApp({ database: t.database, coordinator: { maxBatchSize: 4 } });
