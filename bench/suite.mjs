@@ -81,6 +81,15 @@ async function openCoordinator(sync, options = {}) {
 
 const countRows = (ds) => ds.driver.databaseConnection.prepare('SELECT COUNT(*) AS n FROM rows').get().n;
 
+/** A fresh WAL file on a bare better-sqlite3 connection, with the insert prepared. */
+function openRaw(sync) {
+  const db = new Database(freshFile());
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${sync}`);
+  db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, v INTEGER)');
+  return { db, insert: db.prepare(INSERT) };
+}
+
 /**
  * Each contender opens a fresh database and returns `job(i)` (one acknowledged row per resolved
  * call), `flush()` (for contenders that buffer), `rows()` and `close()`.
@@ -89,11 +98,7 @@ const CONTENDERS = [
   {
     name: 'raw better-sqlite3, autocommit (ceiling)',
     async open(sync) {
-      const db = new Database(freshFile());
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${sync}`);
-      db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, v INTEGER)');
-      const insert = db.prepare(INSERT);
+      const { db, insert } = openRaw(sync);
       return {
         job: async (i) => void insert.run(i),
         rows: () => db.prepare('SELECT COUNT(*) AS n FROM rows').get().n,
@@ -104,11 +109,7 @@ const CONTENDERS = [
   {
     name: 'raw better-sqlite3, 100-row transactions (ceiling)',
     async open(sync) {
-      const db = new Database(freshFile());
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${sync}`);
-      db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, v INTEGER)');
-      const insert = db.prepare(INSERT);
+      const { db, insert } = openRaw(sync);
       const commit = db.transaction((batch) => batch.forEach((v) => insert.run(v)));
       let pending = [];
       let waiters = [];

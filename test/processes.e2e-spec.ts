@@ -14,21 +14,29 @@ const CRASH_CYCLES = HEAVY ? 50 : 10;
 // never concurrently with itself in another Jest worker.
 beforeAll(() => buildDemo(), 120_000);
 
+/** A fresh temp dir per test, and the demo started in it killed after the test if still running. */
+function useTempDirAndDemo() {
+  const handle: { tmp: ReturnType<typeof tempDir>; demo: DemoProcess | undefined } = {
+    tmp: undefined as never,
+    demo: undefined,
+  };
+  beforeEach(() => (handle.tmp = tempDir()));
+  afterEach(() => {
+    if (handle.demo?.child.exitCode === null) handle.demo.child.kill('SIGKILL');
+    handle.tmp.cleanup();
+  });
+  return handle;
+}
+
 /** The demo as users run it: a real process, real HTTP, SIGTERM. */
 describe('ledger demo process', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let demo: DemoProcess | undefined;
-  beforeEach(() => (tmp = tempDir()));
-  afterEach(() => {
-    if (demo?.child.exitCode === null) demo.child.kill('SIGKILL');
-    tmp.cleanup();
-  });
+  const t = useTempDirAndDemo();
 
   it('on SIGTERM answers every in-flight request, commits exactly the acknowledged transfers and exits', async () => {
-    const databasePath = tmp.file('ledger.db');
-    demo = await startDemo({ DATABASE_PATH: databasePath, WRITE_QUEUE_SIZE: '4096' });
+    const databasePath = t.tmp.file('ledger.db');
+    const demo = (t.demo = await startDemo({ DATABASE_PATH: databasePath, WRITE_QUEUE_SIZE: '4096' }));
     const post = (path: string, body: unknown) =>
-      fetch(demo!.url + path, {
+      fetch(demo.url + path, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
@@ -82,18 +90,12 @@ function inspectLedger(databasePath: string) {
 }
 
 describe('crash durability (SIGKILL at random moments, synchronous=FULL)', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let demo: DemoProcess | undefined;
-  beforeEach(() => (tmp = tempDir()));
-  afterEach(() => {
-    if (demo?.child.exitCode === null) demo.child.kill('SIGKILL');
-    tmp.cleanup();
-  });
+  const t = useTempDirAndDemo();
 
   it(`keeps every acknowledged transfer and a conserved balance over ${CRASH_CYCLES} kill/restart cycles`, async () => {
-    const databasePath = tmp.file('ledger.db');
+    const databasePath = t.tmp.file('ledger.db');
     const env = { DATABASE_PATH: databasePath, WRITE_QUEUE_SIZE: '4096' };
-    demo = await startDemo(env);
+    let demo = (t.demo = await startDemo(env));
     const post = (url: string, path: string, body: unknown) =>
       fetch(url + path, {
         method: 'POST',
@@ -106,7 +108,7 @@ describe('crash durability (SIGKILL at random moments, synchronous=FULL)', () =>
     const acknowledged = new Set<number>();
     let attempted = 0;
     for (let cycle = 0; cycle < CRASH_CYCLES; cycle++) {
-      if (cycle > 0) demo = await startDemo(env);
+      if (cycle > 0) demo = t.demo = await startDemo(env);
       const { url } = demo;
       let killed = false;
       // 16 clients sending transfers back to back until the process dies under them.
