@@ -182,7 +182,7 @@ describe('group commit', () => {
       const coordinator = app.get(WriteCoordinator);
       await Promise.all(Array.from({ length: 20 }, (_, i) => coordinator.run((m) => insert(m, `k${i}`))));
       const { batches } = coordinator.metrics();
-      expect(batches.largest).toBeLessThanOrEqual(4);
+      expect(batches.largest).toBe(4); // 19 jobs queued behind the first: batches fill up to the cap
       expect(batches.jobs).toBe(20);
       expect(committedKeys(t.database)).toHaveLength(20);
     } finally {

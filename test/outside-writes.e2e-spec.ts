@@ -200,6 +200,9 @@ describe('raw statements outside a job', () => {
 
   it('runs PRAGMAs on the writing connection outside any transaction', async () => {
     const ds = t.coordinator.dataSource!;
+    // SQLite ignores `PRAGMA foreign_keys` inside a transaction: it takes effect only outside one.
+    await ds.query('PRAGMA foreign_keys = OFF');
+    expect(await ds.query('PRAGMA foreign_keys')).toEqual([{ foreign_keys: 0 }]);
     await ds.query('PRAGMA user_version = 7');
     expect(await ds.query('PRAGMA user_version')).toEqual([{ user_version: 7 }]);
     await t.coordinator.run((m) => insert(m, 'after'));

@@ -1,4 +1,3 @@
-import type { Database } from 'better-sqlite3';
 import type { DataSource } from 'typeorm';
 import type { WriteChange } from './change-publisher';
 import { EntityChangeCollector } from './entity-change.collector';
@@ -45,8 +44,7 @@ export function attachToDataSource(
       'an open transaction',
     );
   }
-  const writer = (dataSource.driver as unknown as { databaseConnection: Database }).databaseConnection;
-  applyWriterPragmas(writer, {
+  applyWriterPragmas(gate.connection, {
     synchronous: options.synchronous,
     foreignKeys: options.foreignKeys,
     busyTimeoutMs: options.busyTimeoutMs,

@@ -7,7 +7,6 @@ import type { WriterGate } from './writer-gate';
 /** The parts of TypeORM's better-sqlite3 driver the read connection copies. */
 interface BetterSqlite3DriverLike {
   sqlite: new (path: string, options: DatabaseOptions) => Database;
-  databaseConnection: Database;
   options: { key?: string; nativeBinding?: string };
 }
 
@@ -28,7 +27,7 @@ export class ReadConnection {
   /** @throws {InvalidOptionsError} when the database is in memory (it has no second connection). */
   constructor(gate: WriterGate, busyTimeoutMs: number) {
     const driver = gate.dataSource.driver as unknown as BetterSqlite3DriverLike;
-    const writer = driver.databaseConnection;
+    const writer = gate.connection;
     if (writer.memory) {
       throw new InvalidOptionsError(
         'readIsolation',

@@ -2,7 +2,6 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EntityManager } from 'typeorm';
 import { BusyError, InternalError, WriteCoordinatorError } from './errors';
 import { HeldTransaction } from './held-transaction';
-import { nativeInTransaction } from './query-runner-sync';
 import { isBusy, sqliteCode } from './sqlite-error';
 import type { RawStatement } from './raw-statements';
 import type { WriterGate } from './writer-gate';
@@ -75,12 +74,10 @@ export interface JobMode {
 export interface ScopeHooks {
   /** An after-commit callback threw (it never fails the job). */
   afterCommitError(error: unknown): void;
-  /** A job's transaction committed. */
-  committed(): void;
+  /** A transaction of `size` jobs committed (1 without group commit). */
+  committed(size: number): void;
   /** A job ended without commit, with this error. */
   failed(error: unknown): void;
-  /** A transaction of `size` jobs committed (group commit; 1 without it). */
-  batchCommitted(size: number): void;
 }
 
 const storage = new AsyncLocalStorage<Frame>();
@@ -152,12 +149,7 @@ export class TransactionScope {
     if (this.batching && this.batching.maxSize > 1 && !mode.frame) {
       return this.runBatch(gate, ctx, frame, work, this.batching);
     }
-    try {
-      await gate.begin(ctx);
-    } catch (error) {
-      this.hooks.failed(error);
-      throw error === ctx.signal.reason ? error : ownFailure('could not begin its transaction', error, ctx);
-    }
+    await this.begin(gate, ctx);
     frame.open = true;
     try {
       const result = await storage.run(frame, () => work(gate.manager, job));
@@ -169,27 +161,14 @@ export class TransactionScope {
         throw ownFailure('could not commit its transaction; nothing was written', error, ctx);
       }
       frame.open = false;
-      if (nativeInTransaction(gate.dataSource)) {
-        throw ownFailure(
-          'left transaction levels open (a startTransaction() without commit); nothing was written',
-          undefined,
-          ctx,
-        );
-      }
-      this.hooks.committed();
-      this.hooks.batchCommitted(1);
+      if (gate.inTransaction) throw levelsLeftOpen(ctx);
+      this.hooks.committed(1);
       this.runAfterCommit(frame.afterCommit);
       return result;
     } catch (error) {
       frame.open = false;
       this.hooks.failed(error);
-      if (gate.runner.isTransactionActive) {
-        try {
-          await gate.original.rollbackTransaction();
-        } catch {
-          // The original error matters to the caller; SQLite may have ended the transaction itself.
-        }
-      }
+      await gate.rollbackIfOpen(); // SQLite may have ended the transaction itself
       await gate.resync();
       throw error;
     } finally {
@@ -258,10 +237,10 @@ export class TransactionScope {
    * The held transaction the current context opened, while its caller may still end it: open,
    * or ended by the coordinator (cancelled, timed out, failed) but not yet by the caller.
    */
-  heldTransaction(): { held: HeldTransaction; open: boolean; depth: number } | undefined {
+  heldTransaction(): { held: HeldTransaction; open: boolean } | undefined {
     for (let f = storage.getStore(); f; f = f.parent) {
       if (f.owner !== this.owner) continue;
-      if (f.held && !f.held.endedByCaller) return { held: f.held, open: f.open, depth: f.gate.depth };
+      if (f.held && !f.held.endedByCaller) return { held: f.held, open: f.open };
       if (f.open) return undefined;
     }
     return undefined;
@@ -303,12 +282,7 @@ export class TransactionScope {
     work: WriteWork<T>,
     batching: Batching,
   ): Promise<T> {
-    try {
-      await gate.begin(ctx);
-    } catch (error) {
-      this.hooks.failed(error);
-      throw error === ctx.signal.reason ? error : ownFailure('could not begin its transaction', error, ctx);
-    }
+    await this.begin(gate, ctx);
     const batch: Batch = { members: [] };
     const followers: Array<{ taken: TakenJob; value: unknown }> = [];
     let own: { ok: true; value: T } | { ok: false; error: unknown };
@@ -321,7 +295,7 @@ export class TransactionScope {
         own = { ok: false, error };
       }
       const waitUntil = performance.now() + batching.waitMs;
-      while (ran < batching.maxSize && nativeInTransaction(gate.dataSource) !== false) {
+      while (ran < batching.maxSize && gate.inTransaction) {
         const taken = batching.take();
         if (!taken) {
           const left = waitUntil - performance.now();
@@ -362,10 +336,10 @@ export class TransactionScope {
     let failure: unknown;
     try {
       if (size === 0) {
-        if (gate.runner.isTransactionActive) await gate.original.rollbackTransaction().catch(() => undefined);
+        await gate.rollbackIfOpen();
         return undefined;
       }
-      if (nativeInTransaction(gate.dataSource) === false) {
+      if (!gate.inTransaction) {
         failure = ownFailure(
           `lost its batch transaction (SQLite rolled it back); none of its ${size} job(s) was written`,
           undefined,
@@ -383,12 +357,11 @@ export class TransactionScope {
         }
       }
       if (failure === undefined) {
-        this.hooks.committed();
-        this.hooks.batchCommitted(size);
+        this.hooks.committed(size);
         return undefined;
       }
       this.hooks.failed(failure);
-      if (gate.runner.isTransactionActive) await gate.original.rollbackTransaction().catch(() => undefined);
+      await gate.rollbackIfOpen();
       return failure;
     } finally {
       await gate.resync();
@@ -417,13 +390,7 @@ export class TransactionScope {
     frame.open = true;
     try {
       const result = await storage.run(frame, () => work(gate.manager, frame.job));
-      if (gate.depth !== frame.baseDepth) {
-        throw ownFailure(
-          'left transaction levels open (a startTransaction() without commit); nothing was written',
-          undefined,
-          ctx,
-        );
-      }
+      if (gate.depth !== frame.baseDepth) throw levelsLeftOpen(ctx);
       if (!ctx.claimCommit()) throw ctx.signal.reason;
       gate.releaseSavepoint();
       frame.open = false;
@@ -436,7 +403,7 @@ export class TransactionScope {
         // Levels the work left open first (TypeORM's own), then the job's savepoint.
         while (gate.runner.isTransactionActive && gate.depth > frame.baseDepth)
           await gate.original.rollbackTransaction();
-        if (gate.depth === frame.baseDepth && nativeInTransaction(gate.dataSource)) gate.rollbackSavepoint();
+        if (gate.depth === frame.baseDepth && gate.inTransaction) gate.rollbackSavepoint();
       } catch {
         // SQLite may have ended the whole transaction; the leader checks before going on.
       }
@@ -446,13 +413,23 @@ export class TransactionScope {
 
   private async runWithoutTransaction<T>(frame: Frame, work: WriteWork<T>): Promise<T> {
     frame.open = true;
+    let result: T;
     try {
-      const result = await storage.run(frame, () => work(frame.gate.manager, frame.job));
-      frame.open = false;
-      this.runAfterCommit(frame.afterCommit);
-      return result;
+      result = await storage.run(frame, () => work(frame.gate.manager, frame.job));
     } finally {
       frame.open = false;
+    }
+    this.runAfterCommit(frame.afterCommit);
+    return result;
+  }
+
+  /** BEGIN IMMEDIATE for a job (within the busy budget); a failure becomes the job's error. */
+  private async begin(gate: WriterGate, ctx: JobContext): Promise<void> {
+    try {
+      await gate.begin(ctx);
+    } catch (error) {
+      this.hooks.failed(error);
+      throw error === ctx.signal.reason ? error : ownFailure('could not begin its transaction', error, ctx);
     }
   }
 
@@ -465,6 +442,14 @@ export class TransactionScope {
       }
     }
   }
+}
+
+function levelsLeftOpen(ctx: JobContext): WriteCoordinatorError {
+  return ownFailure(
+    'left transaction levels open (a startTransaction() without commit); nothing was written',
+    undefined,
+    ctx,
+  );
 }
 
 function ownFailure(what: string, error: unknown, ctx: JobContext): WriteCoordinatorError {

@@ -80,9 +80,11 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
     );
     this.scope = new TransactionScope(this, {
       afterCommitError: (error) => this.logger.error('after-commit publisher failed', error),
-      committed: () => this.storage.committed(),
+      committed: (size) => {
+        this.storage.committed();
+        this.batches.record(size);
+      },
       failed: (error) => this.storage.failed(error),
-      batchCommitted: (size) => this.batches.record(size),
     });
     this.publisher = options.publisher ?? (emitter && createEventEmitterPublisher(emitter));
   }
@@ -214,7 +216,7 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
       dataSource,
       this.options,
       this.scope,
-      (label, run, batchable) => this.enqueue({ label, batchable }, (ctx) => run(ctx)),
+      (label, run, batchable) => this.enqueue({ label, batchable }, run),
       this.publisher && { publish: (change) => this.publish(change), wants: () => this.wantsChanges() },
     );
     this.scope.batching = {

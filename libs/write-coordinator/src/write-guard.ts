@@ -70,8 +70,8 @@ export class WriteGuard {
   }
 
   private query(sql: string, parameters?: unknown[], structured?: boolean): Promise<unknown> {
-    if (isGateCall())
-      return this.gate.original.query(sql === DEFERRED_BEGIN ? IMMEDIATE_BEGIN : sql, parameters, structured);
+    // The coordinator's own BEGIN/COMMIT (its context is already marked): straight through.
+    if (isGateCall()) return this.gate.query(sql === DEFERRED_BEGIN ? IMMEDIATE_BEGIN : sql, parameters, structured);
     const run = () => this.gate.query(sql, parameters, structured);
     if (this.scope.isInside) return run();
     const ended = this.endedHeldTransaction();
@@ -109,7 +109,8 @@ export class WriteGuard {
   private endTransaction(end: 'commit' | 'rollback'): Promise<void> {
     const original = end === 'commit' ? this.gate.original.commitTransaction : this.gate.original.rollbackTransaction;
     const held = this.scope.heldTransaction();
-    if (held && (held.depth <= 1 || !held.open)) return end === 'commit' ? held.held.commit() : held.held.rollback();
+    if (held && (this.gate.depth <= 1 || !held.open))
+      return end === 'commit' ? held.held.commit() : held.held.rollback();
     if (this.scope.isInside) {
       if (this.gate.depth > (this.scope.jobBaseDepth ?? 1)) return original();
       return Promise.reject(

@@ -298,9 +298,7 @@ export class WriteQueue {
 
   /** Resolves the next time the queue is empty and no job runs (at once if so already). */
   onIdle(): Promise<void> {
-    if (this.active === null && this.taken === 0 && this.queue.size === 0 && this.roomWaiters.size === 0) {
-      return Promise.resolve();
-    }
+    if (this.isIdle) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -604,9 +602,14 @@ export class WriteQueue {
     return this.stopped.promise;
   }
 
+  /** Nothing runs (alone or in a batch) and nothing waits, in the queue or for room. */
+  private get isIdle(): boolean {
+    return this.active === null && this.taken === 0 && this.queue.size === 0 && this.roomWaiters.size === 0;
+  }
+
   /** When nothing runs or waits: releases `onIdle()` callers and completes a drain or shutdown. */
   private settleIfIdle(): void {
-    if (this.active !== null || this.taken > 0 || this.queue.size > 0 || this.roomWaiters.size > 0) return;
+    if (!this.isIdle) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();

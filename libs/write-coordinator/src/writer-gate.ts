@@ -2,7 +2,6 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Database } from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { resyncAfterJob } from './query-runner-sync';
 import { RawStatementCache } from './raw-statements';
 import { isBusy, sqliteCode } from './sqlite-error';
 
@@ -33,13 +32,17 @@ export function isGateCall(): boolean {
  */
 export class WriterGate {
   readonly runner: QueryRunner;
-  /** TypeORM's own methods, marked as the coordinator's calls (see {@link isGateCall}). */
-  readonly original: RunnerMethods;
-  /** TypeORM's own `query`, unmarked: for statements of the work inside a job. */
+  /** The better-sqlite3 connection under the runner. */
+  readonly connection: Database;
+  /**
+   * TypeORM's own transaction methods, marked as the coordinator's calls (see {@link isGateCall}),
+   * so that the statements they send pass the guard.
+   */
+  readonly original: Omit<RunnerMethods, 'query'>;
+  /** TypeORM's own `query`, which bypasses the guard (no marking needed). */
   readonly query: RunnerMethods['query'];
   /** Prepared statements on the writing connection, for the raw fast path (`job.statement()`). */
   readonly statements: RawStatementCache;
-  private readonly db: Database;
 
   constructor(
     readonly dataSource: DataSource,
@@ -48,12 +51,10 @@ export class WriterGate {
     this.runner = dataSource.createQueryRunner();
     const proto = Object.getPrototypeOf(this.runner) as RunnerMethods;
     const runner = this.runner;
-    this.db = (dataSource.driver as unknown as { databaseConnection: Database }).databaseConnection;
-    this.statements = new RawStatementCache(this.db);
+    this.connection = (dataSource.driver as unknown as { databaseConnection: Database }).databaseConnection;
+    this.statements = new RawStatementCache(this.connection);
     this.query = proto.query.bind(runner);
     this.original = {
-      query: (sql, parameters, structured) =>
-        gateCalls.run(true, () => proto.query.call(runner, sql, parameters, structured)),
       startTransaction: (level) => gateCalls.run(true, () => proto.startTransaction.call(runner, level)),
       commitTransaction: () => gateCalls.run(true, () => proto.commitTransaction.call(runner)),
       rollbackTransaction: () => gateCalls.run(true, () => proto.rollbackTransaction.call(runner)),
@@ -63,6 +64,11 @@ export class WriterGate {
   /** The manager bound to the shared runner: what a job's work receives. */
   get manager(): EntityManager {
     return this.runner.manager;
+  }
+
+  /** Whether the connection is inside a transaction (SQLite's view, not TypeORM's). */
+  get inTransaction(): boolean {
+    return this.connection.inTransaction;
   }
 
   /** TypeORM's transaction depth of the shared runner (1 inside a job, more in savepoints). */
@@ -121,21 +127,21 @@ export class WriterGate {
    */
   openSavepoint(): void {
     const depth = this.depth;
-    this.db.exec(`SAVEPOINT typeorm_${depth}`);
+    this.connection.exec(`SAVEPOINT typeorm_${depth}`);
     this.setDepth(depth + 1);
   }
 
   /** Releases the innermost savepoint opened by {@link openSavepoint}. */
   releaseSavepoint(): void {
     const depth = this.depth;
-    this.db.exec(`RELEASE SAVEPOINT typeorm_${depth - 1}`);
+    this.connection.exec(`RELEASE SAVEPOINT typeorm_${depth - 1}`);
     this.setDepth(depth - 1);
   }
 
   /** Rolls back to the innermost savepoint and removes it. */
   rollbackSavepoint(): void {
     const depth = this.depth;
-    this.db.exec(`ROLLBACK TO SAVEPOINT typeorm_${depth - 1}; RELEASE SAVEPOINT typeorm_${depth - 1}`);
+    this.connection.exec(`ROLLBACK TO SAVEPOINT typeorm_${depth - 1}; RELEASE SAVEPOINT typeorm_${depth - 1}`);
     this.setDepth(depth - 1);
   }
 
@@ -143,8 +149,22 @@ export class WriterGate {
     (this.runner as unknown as { transactionDepth: number }).transactionDepth = depth;
   }
 
-  /** Brings TypeORM's view of the runner back in line with the connection after a failure. */
-  resync(): Promise<void> {
-    return resyncAfterJob(this.dataSource, this.runner, this.original.query);
+  /** Rolls back the innermost open level, if any; a failure is ignored (the caller's error matters). */
+  async rollbackIfOpen(): Promise<void> {
+    if (this.runner.isTransactionActive) await this.original.rollbackTransaction().catch(() => undefined);
+  }
+
+  /**
+   * Brings TypeORM's view of the shared runner back in line with the connection after a job that
+   * did not commit: SQLite may have ended the transaction itself (SQLITE_FULL, SQLITE_IOERR roll it
+   * back, and TypeORM's failed ROLLBACK then leaves `isTransactionActive` and the depth set), or
+   * failed work may have left levels open. Left as is, every later job would run in savepoints of
+   * a transaction that never commits.
+   */
+  async resync(): Promise<void> {
+    if (this.connection.inTransaction) await this.query('ROLLBACK');
+    const state = this.runner as unknown as { isTransactionActive: boolean };
+    state.isTransactionActive = false;
+    this.setDepth(0);
   }
 }
