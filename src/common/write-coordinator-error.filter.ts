@@ -21,6 +21,7 @@ const STATUS: Record<WriteErrorCode, HttpStatus> = {
   INVALID_OPTIONS: HttpStatus.INTERNAL_SERVER_ERROR,
   INTERNAL: HttpStatus.INTERNAL_SERVER_ERROR,
   WRITE_OUTSIDE_JOB: HttpStatus.INTERNAL_SERVER_ERROR,
+  TRANSACTION_CONTROL: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 
 /** Maps coordinator errors to HTTP: retryable refusals become 503 with `Retry-After`. */

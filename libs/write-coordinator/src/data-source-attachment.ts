@@ -18,6 +18,9 @@ export interface DataSourceAttachment {
   detach(): void;
 }
 
+/** The DataSource's own `destroy`, which the attachment wraps. */
+type Destroy = DataSource['destroy'];
+
 /**
  * @internal Takes over a DataSource for a coordinator: applies and verifies the PRAGMAs, opens
  * the read connection, routes every write path through the coordinator and subscribes to entity
@@ -61,15 +64,30 @@ export function attachToDataSource(
   guard.install();
   const collector = publisher && new EntityChangeCollector(options.name, scope, publisher);
   if (collector) dataSource.subscribers.push(collector);
-  return {
-    dataSource,
-    gate,
-    detach() {
-      unregisterGuard(dataSource, guard);
-      guard.uninstall();
-      reader?.close();
-      const index = collector ? dataSource.subscribers.indexOf(collector) : -1;
-      if (index >= 0) dataSource.subscribers.splice(index, 1);
-    },
+  const detach = () => {
+    if (!guards.delete(guard)) return;
+    unregisterGuard(dataSource, guard);
+    guard.uninstall();
+    reader?.close();
+    const index = collector ? dataSource.subscribers.indexOf(collector) : -1;
+    if (index >= 0) dataSource.subscribers.splice(index, 1);
+    if (Object.hasOwn(dataSource, 'destroy')) delete (dataSource as Partial<DataSource>).destroy;
   };
+  guards.add(guard);
+  // Until the DataSource is destroyed, its writes go through the drain or are refused (SHUTDOWN
+  // once the coordinator stopped): giving it back to plain TypeORM earlier would let writes issued
+  // during the rest of the application's shutdown run unserialised.
+  const destroy: Destroy = dataSource.destroy;
+  Object.defineProperty(dataSource, 'destroy', {
+    configurable: true,
+    writable: true,
+    value: function (this: DataSource) {
+      detach();
+      return destroy.call(this);
+    },
+  });
+  return { dataSource, gate, detach };
 }
+
+/** Guards still installed (detach runs once, by `destroy()` or by the coordinator). */
+const guards = new WeakSet<WriteGuard>();

@@ -1,5 +1,6 @@
 import type { Database, RunResult, Statement } from 'better-sqlite3';
-import { InternalError } from './errors';
+import { InternalError, TransactionControlError } from './errors';
+import { firstKeyword, statementKind } from './sql-statement';
 
 /** How many prepared statements a coordinator keeps (one per distinct SQL text). */
 const CACHE_SIZE = 256;
@@ -32,21 +33,26 @@ export class RawStatementCache {
 
   constructor(private readonly db: Database) {}
 
-  /** A statement for `sql` bound to a job: `isOpen` says whether that job still runs. */
-  statement(sql: string, isOpen: () => boolean, jobId: string): RawStatement {
+  /**
+   * A statement for `sql` bound to a job: `problem` says why it may not run now (its job ended, …),
+   * or undefined when it may.
+   * @throws {TransactionControlError} for `BEGIN`, `COMMIT`, `SAVEPOINT`, …: the job's
+   *   transaction is the coordinator's.
+   */
+  statement(sql: string, problem: () => string | undefined, jobId: string): RawStatement {
     let prepared = this.statements.get(sql);
     if (prepared === undefined) {
+      if (statementKind(sql) === 'transaction') {
+        throw new TransactionControlError(firstKeyword(sql)!.toUpperCase(), { jobId });
+      }
       prepared = this.db.prepare(sql);
       if (this.statements.size >= CACHE_SIZE) this.statements.delete(this.statements.keys().next().value!);
       this.statements.set(sql, prepared);
     }
     const stmt = prepared;
     const check = () => {
-      if (!isOpen()) {
-        throw new InternalError('a raw statement was used after its job ended (it would run outside any transaction)', {
-          jobId,
-        });
-      }
+      const reason = problem();
+      if (reason !== undefined) throw new InternalError(reason, { jobId });
     };
     return {
       run(...params) {

@@ -34,6 +34,11 @@ const FIRST_KEYWORD = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([A-Za-z]+)/;
  * can end in an `INSERT`, so the read connection confirms it before answering.
  */
 export function statementKind(sql: string): StatementKind {
-  const keyword = FIRST_KEYWORD.exec(sql)?.[1]?.toLowerCase();
+  const keyword = firstKeyword(sql);
   return (keyword && KINDS[keyword]) || 'write';
+}
+
+/** @internal The first keyword of a statement, lower-cased (after leading comments and blanks). */
+export function firstKeyword(sql: string): string | undefined {
+  return FIRST_KEYWORD.exec(sql)?.[1]?.toLowerCase();
 }

@@ -1,49 +1,23 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
-import type { EntityManager } from 'typeorm';
-import { BusyError, InternalError, WriteCoordinatorError } from './errors';
+import { BusyError, InternalError, TimeoutError, WriteCoordinatorError } from './errors';
 import { HeldTransaction } from './held-transaction';
+import {
+  admit,
+  admitStep,
+  Frame,
+  frames,
+  JobRun,
+  newJobRun,
+  NO_JOB,
+  unblock,
+  whenQuiet,
+  WriteJob,
+  WriteWork,
+} from './job-frame';
 import { isBusy, sqliteCode } from './sqlite-error';
-import type { RawStatement } from './raw-statements';
 import type { WriterGate } from './writer-gate';
 import type { JobContext, TakenJob } from './write-queue';
 
-/** What a job's work function receives besides the manager. */
-export interface WriteJob {
-  /** Id of the job (shared by every re-entrant call made inside it). */
-  readonly jobId: string;
-  /** Aborted when the job is cancelled or passes its deadline; the work should stop early. */
-  readonly signal: AbortSignal;
-  /**
-   * The raw fast path: a cached prepared statement on the DataSource's better-sqlite3
-   * connection, in this job's transaction and current savepoint (see {@link RawStatement}).
-   * TypeORM subscribers and entity change events do not see its writes.
-   */
-  statement(sql: string): RawStatement;
-}
-
-/** A unit of work run inside a job's transaction. */
-export type WriteWork<T> = (manager: EntityManager, job: WriteJob) => T | Promise<T>;
-
-/**
- * @internal One transaction level of a running job: the top-level transaction, or a savepoint of
- * a re-entrant call. Stored in AsyncLocalStorage so that calls made from inside the job find it.
- */
-interface Frame {
-  readonly owner: object;
-  readonly gate: WriterGate;
-  job: WriteJob;
-  readonly parent: Frame | undefined;
-  /** True while this level's transaction or savepoint is open (late async calls then queue). */
-  open: boolean;
-  /** Serialises re-entrant calls made concurrently from this level: savepoints must nest. */
-  tail: Promise<unknown>;
-  /** Run after the top-level COMMIT, in order; discarded on rollback. */
-  afterCommit: Array<() => void>;
-  /** Set when the level is a transaction its caller opened with `queryRunner.startTransaction()`. */
-  readonly held?: HeldTransaction;
-  /** TypeORM depth of the job's own level: 1 for its transaction, 2 for its savepoint in a batch. */
-  baseDepth: number;
-}
+export type { WriteJob, WriteWork } from './job-frame';
 
 /** @internal Group commit: how a running job takes the queued jobs that follow it into its transaction. */
 export interface Batching {
@@ -57,10 +31,18 @@ export interface Batching {
   whenArrival(ms: number): Promise<void>;
 }
 
-/** The batch a leading job has open: the frames of its members that released their savepoint. */
+/** The batch a leading job has open. */
 interface Batch {
+  /** Frames of the members that released their savepoint, the leader's first. */
   readonly members: Frame[];
+  /** The member whose savepoint is open now. */
+  current: Frame | undefined;
+  /** Earliest deadline of the members waiting for the COMMIT (`performance.now()` time). */
+  deadlineAt: number;
 }
+
+/** What a follower of a batch came to: its value, or the error it fails with. */
+type FollowerOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** How {@link TransactionScope.runJob} runs a job. */
 export interface JobMode {
@@ -80,14 +62,11 @@ export interface ScopeHooks {
   failed(error: unknown): void;
 }
 
-const storage = new AsyncLocalStorage<Frame>();
-const NO_JOB: WriteJob = Object.freeze({
-  jobId: '',
-  signal: new AbortController().signal,
-  statement(): never {
-    throw new Error('no job is running');
-  },
-});
+/** Least time kept for a batch's COMMIT before the deadline of a member waiting for it. */
+const MIN_COMMIT_MARGIN_MS = 2;
+
+/** The reason a job's function returns early when its caller was answered before it started. */
+const ALREADY_ANSWERED = new InternalError('the job was answered before its work started; it did not run');
 
 /**
  * @internal Runs work in transactions on behalf of an owner (a coordinator): a top-level job gets
@@ -98,6 +77,8 @@ export class TransactionScope {
   batching: Batching | undefined;
   /** The open batch while a leading job runs (one at a time: the queue has one drain). */
   private batch: Batch | undefined;
+  /** How long the last COMMIT took (ms): a batch keeps at least twice that for its COMMIT. */
+  private lastCommitMs = 0;
 
   constructor(
     private readonly owner: object,
@@ -131,19 +112,29 @@ export class TransactionScope {
   }
 
   /**
+   * Runs a statement issued from inside a job, at the level it was issued from: held back while
+   * a re-entrant call of that level has its savepoint open (else the statement would share the
+   * savepoint's fate), refused once the job was abandoned, counted while in flight.
+   * @returns undefined when not inside a job of this owner (the caller must route it instead).
+   */
+  statement<T>(step: () => Promise<T>): Promise<T> | undefined {
+    const frame = this.frame();
+    return frame && admit(frame, step);
+  }
+
+  /**
    * Runs a queued job: BEGIN IMMEDIATE, work, COMMIT if the job may still commit, else ROLLBACK.
    * Errors of the work are re-thrown as they are; BEGIN/COMMIT failures become coordinator errors.
    */
   async runJob<T>(gate: WriterGate, ctx: JobContext, work: WriteWork<T>, mode: JobMode = {}): Promise<T> {
-    const frame = mode.frame ?? this.newFrame(gate, storage.getStore());
-    const job: WriteJob = {
+    const frame = mode.frame ?? this.newFrame(gate, frames.getStore());
+    frame.job = {
       jobId: ctx.jobId,
       get signal() {
         return ctx.signal; // created on first use: most jobs never look at it
       },
-      statement: (sql) => gate.statements.statement(sql, () => frame.open, ctx.jobId),
+      statement: (sql) => gate.statements.statement(sql, () => this.rawStatementProblem(frame), ctx.jobId),
     };
-    frame.job = job;
     if (mode.transactional === false) return this.runWithoutTransaction(frame, work);
     if (this.batch) return this.runMember(gate, ctx, frame, work, this.batch);
     if (this.batching && this.batching.maxSize > 1 && !mode.frame) {
@@ -152,11 +143,12 @@ export class TransactionScope {
     await this.begin(gate, ctx);
     frame.open = true;
     try {
-      const result = await storage.run(frame, () => work(gate.manager, job));
+      const result = await frames.run(frame, () => work(gate.manager, frame.job));
+      if (frame.run.inFlight > 0) await whenQuiet(frame.run); // statements the work did not await
       if (!ctx.claimCommit()) throw ctx.signal.reason;
       try {
         // Still inside the frame: subscribers' BeforeTransactionCommit writes join the transaction.
-        await storage.run(frame, () => gate.original.commitTransaction());
+        await frames.run(frame, () => gate.original.commitTransaction());
       } catch (error) {
         throw ownFailure('could not commit its transaction; nothing was written', error, ctx);
       }
@@ -178,25 +170,14 @@ export class TransactionScope {
 
   /**
    * Runs a re-entrant call inline, in a savepoint of the enclosing job's transaction. Calls made
-   * concurrently from one level run one after the other, so their savepoints nest properly.
+   * concurrently from one level run one after the other, so their savepoints nest properly, and
+   * the level's own statements wait while one of them has its savepoint open.
    * @returns undefined when not inside a job of this owner (the caller must queue instead).
    */
   runInline<T>(work: WriteWork<T>): Promise<T> | undefined {
     const frame = this.frame();
     if (!frame) return undefined;
-    const step = () =>
-      frame.gate.savepoint(async () => {
-        const child = this.newFrame(frame.gate, frame);
-        child.job = frame.job;
-        child.open = true;
-        try {
-          const result = await storage.run(child, () => work(frame.gate.manager, frame.job));
-          frame.afterCommit.push(...child.afterCommit);
-          return result;
-        } finally {
-          child.open = false;
-        }
-      });
+    const step = () => this.runChild(frame, work);
     const result = frame.tail.then(step, step);
     frame.tail = result.catch(() => undefined);
     return result;
@@ -214,9 +195,9 @@ export class TransactionScope {
     enqueue: (run: (ctx: JobContext) => Promise<unknown>) => Promise<unknown>,
   ): Promise<void> {
     const held = new HeldTransaction();
-    const frame = this.newFrame(gate, storage.getStore(), held);
+    const frame = this.newFrame(gate, frames.getStore(), held);
     // The caller's own continuation must run in the frame: only enterWith reaches it.
-    storage.enterWith(frame);
+    frames.enterWith(frame);
     return new Promise<void>((opened, failed) => {
       held.outcome = enqueue((ctx) =>
         this.runJob(
@@ -238,7 +219,7 @@ export class TransactionScope {
    * or ended by the coordinator (cancelled, timed out, failed) but not yet by the caller.
    */
   heldTransaction(): { held: HeldTransaction; open: boolean } | undefined {
-    for (let f = storage.getStore(); f; f = f.parent) {
+    for (let f = frames.getStore(); f; f = f.parent) {
       if (f.owner !== this.owner) continue;
       if (f.held && !f.held.endedByCaller) return { held: f.held, open: f.open };
       if (f.open) return undefined;
@@ -246,22 +227,28 @@ export class TransactionScope {
     return undefined;
   }
 
-  /** The innermost open level of a job of this owner in the current async context. */
+  /**
+   * The innermost level of a job of this owner in the current async context: an open one, or one
+   * whose job was abandoned (its statements are then refused rather than run as new jobs).
+   */
   private frame(): Frame | undefined {
-    for (let f = storage.getStore(); f; f = f.parent) {
-      if (f.owner === this.owner && f.open) return f;
+    for (let f = frames.getStore(); f; f = f.parent) {
+      if (f.owner === this.owner && (f.open || f.run.abandoned !== undefined)) return f;
     }
     return undefined;
   }
 
-  private newFrame(gate: WriterGate, parent: Frame | undefined, held?: HeldTransaction): Frame {
+  private newFrame(gate: WriterGate, parent: Frame | undefined, held?: HeldTransaction, run?: JobRun): Frame {
     return {
       owner: this.owner,
       gate,
       job: NO_JOB,
+      run: run ?? newJobRun(),
       parent,
       open: false,
       tail: Promise.resolve(),
+      blocked: false,
+      unblockWaiters: [],
       afterCommit: [],
       held,
       // A re-entrant call's level belongs to the same job: the job's own level stays its parent's.
@@ -270,10 +257,59 @@ export class TransactionScope {
   }
 
   /**
+   * A re-entrant call: once the statements its level already started have settled, a savepoint
+   * that only the call's own statements reach (the level's others wait), released when the work
+   * returns, rolled back when it throws.
+   */
+  private async runChild<T>(frame: Frame, work: WriteWork<T>): Promise<T> {
+    const { gate, run } = frame;
+    frame.blocked = true;
+    try {
+      await whenQuiet(run);
+      await admitStep(run, () => gate.original.startTransaction());
+      const child = this.newFrame(gate, frame, undefined, run);
+      child.job = frame.job;
+      child.open = true;
+      let result: T;
+      try {
+        result = await frames.run(child, () => work(gate.manager, frame.job));
+        if (run.inFlight > 0) await whenQuiet(run); // statements the work did not await
+      } catch (error) {
+        child.open = false;
+        // The work's error matters to the caller; the job's own rollback cleans up after a failure here.
+        await admitStep(run, () => gate.original.rollbackTransaction()).catch(() => undefined);
+        throw error;
+      }
+      child.open = false;
+      await admitStep(run, () => gate.original.commitTransaction());
+      frame.afterCommit.push(...child.afterCommit);
+      return result;
+    } finally {
+      unblock(frame);
+    }
+  }
+
+  /**
+   * Why a raw statement of the job whose own level is `frame` may not run now, if it may not: its
+   * job ended, or it is used at a level whose re-entrant call holds a savepoint (it would land in
+   * that savepoint).
+   */
+  private rawStatementProblem(frame: Frame): string | undefined {
+    if (!frame.open || frame.run.abandoned !== undefined) {
+      return 'a raw statement was used after its job ended (it would run outside any transaction)';
+    }
+    if (!frame.blocked) return undefined;
+    const current = this.frame();
+    if (current?.run === frame.run && !current.blocked) return undefined;
+    return 'a raw statement was used while a re-entrant call of the same level had its savepoint open; await that call first';
+  }
+
+  /**
    * Group commit, as the leading job: BEGIN IMMEDIATE, its own work in a savepoint, then the queued
    * batchable jobs behind it (each in its own savepoint, up to `maxSize` in all), then one COMMIT.
    * A member that throws rolls back only its savepoint and fails at once; the others are settled
-   * only after the COMMIT succeeded; a failed COMMIT fails every member of the batch.
+   * only after the COMMIT succeeded; a failed COMMIT fails every member of the batch. A leader
+   * whose own work throws ends the transaction at once (the queued jobs form the next batch).
    */
   private async runBatch<T>(
     gate: WriterGate,
@@ -283,47 +319,117 @@ export class TransactionScope {
     batching: Batching,
   ): Promise<T> {
     await this.begin(gate, ctx);
-    const batch: Batch = { members: [] };
+    const batch: Batch = { members: [], current: undefined, deadlineAt: Infinity };
     const followers: Array<{ taken: TakenJob; value: unknown }> = [];
-    let own: { ok: true; value: T } | { ok: false; error: unknown };
-    let ran = 1;
+    let value: T;
     this.batch = batch;
     try {
       try {
-        own = { ok: true, value: await this.runMember(gate, ctx, frame, work, batch) };
+        value = await this.runMember(gate, ctx, frame, work, batch);
       } catch (error) {
-        own = { ok: false, error };
+        await this.endBatch(gate, ctx, frame, 0);
+        throw error;
       }
-      const waitUntil = performance.now() + batching.waitMs;
-      while (ran < batching.maxSize && gate.inTransaction) {
-        const taken = batching.take();
-        if (!taken) {
-          const left = waitUntil - performance.now();
-          if (left <= 0) break;
-          await batching.whenArrival(left);
-          continue;
-        }
-        ran++;
-        try {
-          followers.push({ taken, value: await taken.run() });
-        } catch (error) {
-          taken.fail(error);
-        }
-      }
+      batch.deadlineAt = ctx.deadlineAt ?? Infinity;
+      await this.takeFollowers(gate, batch, batching, followers);
     } finally {
       this.batch = undefined;
     }
 
-    const committed = await this.endBatch(gate, ctx, frame, batch.members.length);
-    if (committed !== undefined) {
+    const failure = await this.endBatch(gate, ctx, frame, batch.members.length);
+    if (failure !== undefined) {
       // Nothing of the batch was written: fail every member that was waiting for the COMMIT.
-      for (const { taken } of followers) taken.fail(committed);
-      throw own.ok ? committed : own.error;
+      for (const { taken } of followers) taken.fail(failure);
+      throw failure;
     }
     for (const member of batch.members) this.runAfterCommit(member.afterCommit);
     for (const { taken, value } of followers) taken.complete(value);
-    if (own.ok) return own.value;
-    throw own.error;
+    return value;
+  }
+
+  /**
+   * Runs the queued batchable jobs after the leader's own work, one at a time, until the batch is
+   * full, the queue stays empty past `waitMs`, or a member waiting for the COMMIT would otherwise
+   * be answered after its deadline.
+   */
+  private async takeFollowers(
+    gate: WriterGate,
+    batch: Batch,
+    batching: Batching,
+    followers: Array<{ taken: TakenJob; value: unknown }>,
+  ): Promise<void> {
+    const waitUntil = performance.now() + batching.waitMs;
+    for (let ran = 1; ran < batching.maxSize && gate.inTransaction; ) {
+      const commitBy = batch.deadlineAt - this.commitMargin();
+      const taken = performance.now() < commitBy ? batching.take() : undefined;
+      if (!taken) {
+        const left = Math.min(waitUntil, commitBy) - performance.now();
+        if (left <= 0) return;
+        await batching.whenArrival(left);
+        continue;
+      }
+      ran++;
+      const outcome = await this.runFollower(gate, batch, taken);
+      if (!outcome.ok) {
+        taken.fail(outcome.error);
+        continue;
+      }
+      followers.push({ taken, value: outcome.value });
+      if (taken.deadlineAt !== undefined && taken.deadlineAt < batch.deadlineAt) batch.deadlineAt = taken.deadlineAt;
+    }
+  }
+
+  /**
+   * Runs one follower. The batch stops waiting for it when its caller is answered early (its
+   * deadline, its signal, shutdown) or when a member waiting for the COMMIT must be answered: the
+   * follower is then abandoned (see {@link abandonMember}) and fails, the others commit on time.
+   */
+  private runFollower(gate: WriterGate, batch: Batch, taken: TakenJob): Promise<FollowerOutcome> {
+    return new Promise<FollowerOutcome>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let decided = false;
+      const decide = (outcome: FollowerOutcome, abandon: boolean) => {
+        if (decided) return;
+        decided = true;
+        if (timer !== undefined) clearTimeout(timer);
+        if (!abandon) return resolve(outcome);
+        void this.abandonMember(gate, batch, (outcome as { error: unknown }).error).then(() => resolve(outcome));
+      };
+      taken.run().then(
+        (value) => decide({ ok: true, value }, false),
+        (error: unknown) => decide({ ok: false, error }, false),
+      );
+      taken.onEndedEarly((error) => decide({ ok: false, error }, true));
+      const commitBy = batch.deadlineAt - this.commitMargin();
+      if (commitBy === Infinity) return;
+      timer = setTimeout(
+        () => {
+          const error = new TimeoutError(
+            'its batch had to commit to answer an earlier job of the batch before that job’s deadline; ' +
+              'it was rolled back before its work finished, nothing was written',
+            { jobId: taken.jobId, label: taken.label },
+          );
+          decide({ ok: false, error }, true);
+        },
+        Math.max(0, commitBy - performance.now()),
+      );
+    });
+  }
+
+  /**
+   * Gives up the follower whose savepoint is open: its later statements are refused, the ones it
+   * has in flight settle, then every level it opened is rolled back. Its work may go on running;
+   * nothing it does can reach the batch any more. A follower that had not started yet never will
+   * (its job was answered, see `runMember`).
+   */
+  private async abandonMember(gate: WriterGate, batch: Batch, reason: unknown): Promise<void> {
+    const member = batch.current;
+    if (member === undefined) return;
+    batch.current = undefined;
+    member.run.abandoned = reason;
+    member.open = false;
+    await whenQuiet(member.run);
+    await this.rollbackLevels(gate, member).catch(() => undefined); // the leader checks the transaction
   }
 
   /**
@@ -348,8 +454,10 @@ export class TransactionScope {
       } else {
         // In the leading job's frame: subscribers' BeforeTransactionCommit writes join the batch.
         frame.open = true;
+        const started = performance.now();
         try {
-          await storage.run(frame, () => gate.original.commitTransaction());
+          await frames.run(frame, () => gate.original.commitTransaction());
+          this.lastCommitMs = performance.now() - started;
         } catch (error) {
           failure = ownFailure(`could not commit its batch; none of its ${size} job(s) was written`, error, ctx);
         } finally {
@@ -380,6 +488,8 @@ export class TransactionScope {
     work: WriteWork<T>,
     batch: Batch,
   ): Promise<T> {
+    // Its caller was answered while it waited to start (the batch stopped waiting for it).
+    if (ctx.ended) throw ALREADY_ANSWERED;
     try {
       gate.openSavepoint();
     } catch (error) {
@@ -388,34 +498,45 @@ export class TransactionScope {
     }
     frame.baseDepth = gate.depth;
     frame.open = true;
+    batch.current = frame;
     try {
-      const result = await storage.run(frame, () => work(gate.manager, frame.job));
+      const result = await frames.run(frame, () => work(gate.manager, frame.job));
+      if (frame.run.inFlight > 0) await whenQuiet(frame.run); // statements the work did not await
+      if (frame.run.abandoned !== undefined) throw frame.run.abandoned;
       if (gate.depth !== frame.baseDepth) throw levelsLeftOpen(ctx);
       if (!ctx.claimCommit()) throw ctx.signal.reason;
       gate.releaseSavepoint();
       frame.open = false;
+      batch.current = undefined;
       batch.members.push(frame);
       return result;
     } catch (error) {
       frame.open = false;
+      // Abandoned: the leader rolled it back already, and the connection may serve another job now.
+      if (frame.run.abandoned !== undefined) throw error;
+      batch.current = undefined;
       this.hooks.failed(error);
-      try {
-        // Levels the work left open first (TypeORM's own), then the job's savepoint.
-        while (gate.runner.isTransactionActive && gate.depth > frame.baseDepth)
-          await gate.original.rollbackTransaction();
-        if (gate.depth === frame.baseDepth && gate.inTransaction) gate.rollbackSavepoint();
-      } catch {
-        // SQLite may have ended the whole transaction; the leader checks before going on.
-      }
+      await this.rollbackLevels(gate, frame).catch(() => undefined); // the leader checks the transaction
       throw error;
     }
+  }
+
+  /** Rolls back the levels a member's work left open (TypeORM's own), then the member's savepoint. */
+  private async rollbackLevels(gate: WriterGate, frame: Frame): Promise<void> {
+    while (gate.runner.isTransactionActive && gate.depth > frame.baseDepth) await gate.original.rollbackTransaction();
+    if (gate.depth === frame.baseDepth && gate.inTransaction) gate.rollbackSavepoint();
+  }
+
+  /** Time kept for a batch's COMMIT before a waiting member's deadline. */
+  private commitMargin(): number {
+    return Math.max(MIN_COMMIT_MARGIN_MS, 2 * this.lastCommitMs);
   }
 
   private async runWithoutTransaction<T>(frame: Frame, work: WriteWork<T>): Promise<T> {
     frame.open = true;
     let result: T;
     try {
-      result = await storage.run(frame, () => work(frame.gate.manager, frame.job));
+      result = await frames.run(frame, () => work(frame.gate.manager, frame.job));
     } finally {
       frame.open = false;
     }

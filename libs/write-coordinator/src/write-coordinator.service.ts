@@ -247,11 +247,13 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
   }
 
   /**
-   * @internal Gives the DataSource back to TypeORM alone (after the drain stopped) and closes
-   * the read connection; `@nestjs/typeorm` destroys the DataSource in the same phase.
+   * @internal Nothing to undo here: the coordinator stopped in `beforeApplicationShutdown`, and it
+   * keeps the DataSource until `@nestjs/typeorm` (or the app) destroys it, refusing its writes
+   * with `SHUTDOWN` meanwhile, so that no shutdown hook of another module can write unserialised.
+   * A DataSource already destroyed is let go now.
    */
   onApplicationShutdown(): void {
-    this.attachment?.detach();
+    if (this.attachment && !this.attachment.dataSource.isInitialized) this.attachment.detach();
   }
 
   /** Queues a job on the gate of the attached DataSource, or refuses it before bootstrap. */

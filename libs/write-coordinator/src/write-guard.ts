@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { TransactionNotStartedError, TypeORMError } from 'typeorm';
-import { WriteOutsideJobError } from './errors';
+import { TransactionControlError, WriteOutsideJobError } from './errors';
 import type { ReadConnection } from './read-connection';
-import { statementKind } from './sql-statement';
+import { firstKeyword, statementKind } from './sql-statement';
 import type { TransactionScope, WriteWork } from './transaction-scope';
 import type { OutsideWriteMode } from './write-coordinator.options';
 import type { JobContext } from './write-queue';
@@ -73,15 +73,23 @@ export class WriteGuard {
     // The coordinator's own BEGIN/COMMIT (its context is already marked): straight through.
     if (isGateCall()) return this.gate.query(sql === DEFERRED_BEGIN ? IMMEDIATE_BEGIN : sql, parameters, structured);
     const run = () => this.gate.query(sql, parameters, structured);
-    if (this.scope.isInside) return run();
+    const kind = statementKind(sql);
+    if (kind === 'transaction' && this.scope.isInside) {
+      return Promise.reject(new TransactionControlError(firstKeyword(sql)!.toUpperCase(), { jobId: this.scope.currentJobId }));
+    }
+    const inside = this.scope.statement(run);
+    if (inside) return inside;
     const ended = this.endedHeldTransaction();
     if (ended) return ended;
-    const kind = statementKind(sql);
     if (kind === 'read') {
-      if (!this.reader?.isOpen) return run();
-      if (this.reader.reads(sql)) return this.reader.query(sql, parameters, structured);
+      // A WITH can end in an INSERT: SQLite, not the first keyword, says whether it writes.
+      if (this.reader?.isOpen) {
+        if (this.reader.reads(sql)) return this.reader.query(sql, parameters, structured);
+      } else if (this.gate.reads(sql)) {
+        return run();
+      }
     }
-    const operation = `query(${/^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? 'SQL'})`;
+    const operation = `query(${firstKeyword(sql)?.toUpperCase() ?? 'SQL'})`;
     if (kind === 'transaction') {
       if (this.mode === 'off') return run();
       return Promise.reject(

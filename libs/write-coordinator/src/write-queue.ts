@@ -47,6 +47,16 @@ export interface TakenJob {
   complete(value: unknown): void;
   /** Settles the job as failed with this error. */
   fail(error: unknown): void;
+  /** Id and label of the job. */
+  readonly jobId: string;
+  readonly label: string | undefined;
+  /** When the job must be answered at the latest (`performance.now()` time), if it has a deadline. */
+  readonly deadlineAt: number | undefined;
+  /**
+   * Called once if the job's caller is rejected while it runs (deadline, abort, shutdown): the
+   * taker may then stop waiting for its work (see {@link TransactionScope}'s batches).
+   */
+  onEndedEarly(callback: (error: unknown) => void): void;
 }
 
 /** @internal What a job function receives from the queue. */
@@ -55,12 +65,16 @@ export interface JobContext {
   readonly label: string | undefined;
   /** Aborted when the job is cancelled or passes its deadline while running. */
   readonly signal: AbortSignal;
+  /** When the job must be answered at the latest (`performance.now()` time), if it has a deadline. */
+  readonly deadlineAt: number | undefined;
   /**
    * Claims the right to commit. Returns false when the caller was already rejected (cancelled or
    * timed out): the job must then not commit. After `true` the job can no longer be cancelled or
    * time out, so a commit that has begun is always reported to its caller.
    */
   claimCommit(): boolean;
+  /** True once the job's caller has been answered (its outcome is decided; its work may still run). */
+  readonly ended: boolean;
 }
 
 /** @internal Identity of a job as seen by observers. */
@@ -142,7 +156,10 @@ class Job<T = unknown> implements ListNode<Job>, JobContext, JobInfo {
   /** Set when the caller was rejected while the job was running; the result is then discarded. */
   endReason = EndReason.None;
   startedAt = 0;
+  deadlineAt: number | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Told when the caller is rejected while the job runs (see {@link TakenJob.onEndedEarly}). */
+  endedEarly: ((error: unknown) => void) | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   private controller: AbortController | undefined = undefined;
   /** Set by {@link bindToSubmitter}: calling it runs the job's function. */
@@ -189,10 +206,14 @@ class Job<T = unknown> implements ListNode<Job>, JobContext, JobInfo {
   }
 
   claimCommit(): boolean {
-    if (this.endReason !== EndReason.None) return false;
+    if (this.endReason !== EndReason.None || this.phase === Phase.Done) return false;
     this.phase = Phase.Committing;
     this.disarm();
     return true;
+  }
+
+  get ended(): boolean {
+    return this.phase === Phase.Done || this.endReason !== EndReason.None;
   }
 
   disarm(): void {
@@ -220,7 +241,7 @@ export class WriteQueue {
   /** The one running job. Invariant: never more than one; only `pump()` sets it. */
   private active: Job | null = null;
   /** Jobs the running job took into its batch and has not settled yet. */
-  private taken = 0;
+  private readonly taken = new Set<Job>();
   /** Completions of taken jobs, reported right after the running job's (batch order). */
   private completions: Array<() => void> = [];
   /** Callers of {@link whenArrival} waiting for the next job to enter the queue. */
@@ -269,6 +290,7 @@ export class WriteQueue {
       job = new Job<T>(jobId, label, fn, now, signal, resolve, reject, options.batchable === true);
     });
     if (timeoutMs !== undefined) {
+      job.deadlineAt = now + timeoutMs;
       job.timer = setTimeout(() => this.expire(job as Job), timeoutMs);
     }
     if (signal) {
@@ -346,14 +368,14 @@ export class WriteQueue {
     const job = this.queue.peek();
     if (this.active === null || job === null || !job.batchable) return undefined;
     this.queue.shift();
-    this.taken++;
+    this.taken.add(job);
     this.admitFromRoom();
     const waitMs = this.begin(job);
     let settled = false;
     const settle = (ok: boolean, outcome: unknown) => {
       if (settled) return;
       settled = true;
-      this.taken--;
+      this.taken.delete(job);
       this.finish(job, ok, outcome, waitMs);
       this.settleIfIdle();
     };
@@ -361,6 +383,10 @@ export class WriteQueue {
       run: async () => job.run(),
       complete: (value) => this.completions.push(() => settle(true, value)),
       fail: (error) => settle(false, error),
+      jobId: job.jobId,
+      label: job.label,
+      deadlineAt: job.deadlineAt,
+      onEndedEarly: (callback) => (job.endedEarly = callback),
     };
   }
 
@@ -380,18 +406,23 @@ export class WriteQueue {
   /**
    * Last resort of a shutdown whose running job does not settle: rejects its caller with
    * `SHUTDOWN` and aborts its signal, so that no caller is left pending. The job can then never
-   * commit; it counts as running until its work settles (then as cancelled).
-   * @returns false when no job is running, or when the running one already claimed its commit.
+   * commit; it counts as running until its work settles (then as cancelled). In a batch, this is
+   * the member whose work is still running; the members waiting for the batch's COMMIT are then
+   * answered by that COMMIT (the batch stops waiting for the abandoned member).
+   * @returns false when no job is running, or when every running one already claimed its commit.
    */
   abandonRunning(): boolean {
-    const job = this.active;
-    if (job === null || job.phase !== Phase.Running || job.endReason !== EndReason.None) return false;
-    this.endEarly(
-      job,
-      EndReason.Cancelled,
-      (ctx) => new ShutdownError('the application shut down while it ran, before it could commit', ctx),
-    );
-    return true;
+    let abandoned = false;
+    for (const job of this.active ? [this.active, ...this.taken] : []) {
+      if (job.phase !== Phase.Running || job.endReason !== EndReason.None) continue;
+      this.endEarly(
+        job,
+        EndReason.Cancelled,
+        (ctx) => new ShutdownError('the application shut down while it ran, before it could commit', ctx),
+      );
+      abandoned = true;
+    }
+    return abandoned;
   }
 
   /** A consistent snapshot of counters, gauges and recent latencies. */
@@ -409,7 +440,7 @@ export class WriteQueue {
       dropped: this.dropped,
       queueDepth: this.queue.size,
       maxQueue: this.settings.capacity,
-      running: (this.active ? 1 : 0) + this.taken,
+      running: (this.active ? 1 : 0) + this.taken.size,
       peakQueueDepth: this.peakQueueDepth,
       waitingForRoom: this.roomWaiters.size,
       state: this.stateValue,
@@ -576,6 +607,7 @@ export class WriteQueue {
         const error = makeError(job);
         job.reject(error);
         job.abortRun(error);
+        job.endedEarly?.(error);
         return;
       }
       default:
@@ -604,7 +636,7 @@ export class WriteQueue {
 
   /** Nothing runs (alone or in a batch) and nothing waits, in the queue or for room. */
   private get isIdle(): boolean {
-    return this.active === null && this.taken === 0 && this.queue.size === 0 && this.roomWaiters.size === 0;
+    return this.active === null && this.taken.size === 0 && this.queue.size === 0 && this.roomWaiters.size === 0;
   }
 
   /** When nothing runs or waits: releases `onIdle()` callers and completes a drain or shutdown. */

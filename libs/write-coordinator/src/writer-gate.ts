@@ -13,6 +13,9 @@ export interface RunnerMethods {
   rollbackTransaction(): Promise<void>;
 }
 
+/** How many read/write verdicts are remembered (one per distinct SQL text). */
+const VERDICT_CACHE_SIZE = 500;
+
 /** Longest pause between two attempts to take the write lock. */
 const MAX_BACKOFF_MS = 50;
 
@@ -43,6 +46,8 @@ export class WriterGate {
   readonly query: RunnerMethods['query'];
   /** Prepared statements on the writing connection, for the raw fast path (`job.statement()`). */
   readonly statements: RawStatementCache;
+  /** Read/write verdicts of {@link reads}, by SQL text. */
+  private readonly verdicts = new Map<string, boolean>();
 
   constructor(
     readonly dataSource: DataSource,
@@ -59,6 +64,24 @@ export class WriterGate {
       commitTransaction: () => gateCalls.run(true, () => proto.commitTransaction.call(runner)),
       rollbackTransaction: () => gateCalls.run(true, () => proto.rollbackTransaction.call(runner)),
     };
+  }
+
+  /**
+   * True when SQLite says `sql` does not write (`sqlite3_stmt_readonly` on this connection),
+   * remembered per SQL text. A statement that does not prepare counts as a read: running it
+   * gives its caller the error it would get anyway.
+   */
+  reads(sql: string): boolean {
+    let verdict = this.verdicts.get(sql);
+    if (verdict !== undefined) return verdict;
+    try {
+      verdict = this.connection.prepare(sql).readonly;
+    } catch {
+      return true;
+    }
+    if (this.verdicts.size >= VERDICT_CACHE_SIZE) this.verdicts.delete(this.verdicts.keys().next().value!);
+    this.verdicts.set(sql, verdict);
+    return verdict;
   }
 
   /** The manager bound to the shared runner: what a job's work receives. */
@@ -100,24 +123,6 @@ export class WriterGate {
         });
       }
     }
-  }
-
-  /** Runs `work` in a savepoint of the open transaction: released if it returns, rolled back if it throws. */
-  async savepoint<T>(work: () => Promise<T>): Promise<T> {
-    await this.original.startTransaction();
-    let result: T;
-    try {
-      result = await work();
-    } catch (error) {
-      try {
-        await this.original.rollbackTransaction();
-      } catch {
-        // The work's error matters to the caller; the job's own rollback cleans up after this.
-      }
-      throw error;
-    }
-    await this.original.commitTransaction();
-    return result;
   }
 
   /**

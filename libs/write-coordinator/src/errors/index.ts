@@ -12,3 +12,4 @@ export * from './internal.error';
 export * from './invalid-options.error';
 export * from './coordinator-not-ready.error';
 export * from './write-outside-job.error';
+export * from './transaction-control.error';

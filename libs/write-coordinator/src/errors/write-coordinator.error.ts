@@ -14,7 +14,8 @@ export type WriteErrorCode =
   | 'INTERNAL'
   | 'INVALID_OPTIONS'
   | 'COORDINATOR_NOT_READY'
-  | 'WRITE_OUTSIDE_JOB';
+  | 'WRITE_OUTSIDE_JOB'
+  | 'TRANSACTION_CONTROL';
 
 /** Extra context attached to a {@link WriteCoordinatorError}. */
 export interface WriteCoordinatorErrorOptions {
