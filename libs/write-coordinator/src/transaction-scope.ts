@@ -10,7 +10,6 @@ import {
   NO_JOB,
   unblock,
   whenQuiet,
-  WriteJob,
   WriteWork,
 } from './job-frame';
 import { isBusy, sqliteCode } from './sqlite-error';
@@ -386,7 +385,7 @@ export class TransactionScope {
    */
   private runFollower(gate: WriterGate, batch: Batch, taken: TakenJob): Promise<FollowerOutcome> {
     return new Promise<FollowerOutcome>((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined = undefined;
       let decided = false;
       const decide = (outcome: FollowerOutcome, abandon: boolean) => {
         if (decided) return;
