@@ -88,7 +88,9 @@ describe('re-entrant calls and the writes of their own level', () => {
     });
     expect(committedKeys(t.database).sort()).toEqual(['inner-kept', 'kept-1', 'kept-2']);
     const db = new Database(t.database, { readonly: true });
-    const committedIds = (db.prepare('SELECT id FROM items ORDER BY id').all() as Array<{ id: number }>).map((r) => r.id);
+    const committedIds = (db.prepare('SELECT id FROM items ORDER BY id').all() as Array<{ id: number }>).map(
+      (r) => r.id,
+    );
     db.close();
     const publishedIds = recorder.events
       .filter((e) => e.name === WriteCoordinatorEvents.Change && e.payload.operation === 'inserted')

@@ -1,17 +1,6 @@
 import { BusyError, InternalError, TimeoutError, WriteCoordinatorError } from './errors';
 import { HeldTransaction } from './held-transaction';
-import {
-  admit,
-  admitStep,
-  Frame,
-  frames,
-  JobRun,
-  newJobRun,
-  NO_JOB,
-  unblock,
-  whenQuiet,
-  WriteWork,
-} from './job-frame';
+import { admit, admitStep, Frame, frames, JobRun, newJobRun, NO_JOB, unblock, whenQuiet, WriteWork } from './job-frame';
 import { isBusy, sqliteCode } from './sqlite-error';
 import type { WriterGate } from './writer-gate';
 import type { JobContext, TakenJob } from './write-queue';
@@ -358,7 +347,7 @@ export class TransactionScope {
     followers: Array<{ taken: TakenJob; value: unknown }>,
   ): Promise<void> {
     const waitUntil = performance.now() + batching.waitMs;
-    for (let ran = 1; ran < batching.maxSize && gate.inTransaction; ) {
+    for (let ran = 1; ran < batching.maxSize && gate.inTransaction;) {
       const commitBy = batch.deadlineAt - this.commitMargin();
       const taken = performance.now() < commitBy ? batching.take() : undefined;
       if (!taken) {

@@ -75,7 +75,9 @@ export class WriteGuard {
     const run = () => this.gate.query(sql, parameters, structured);
     const kind = statementKind(sql);
     if (kind === 'transaction' && this.scope.isInside) {
-      return Promise.reject(new TransactionControlError(firstKeyword(sql)!.toUpperCase(), { jobId: this.scope.currentJobId }));
+      return Promise.reject(
+        new TransactionControlError(firstKeyword(sql)!.toUpperCase(), { jobId: this.scope.currentJobId }),
+      );
     }
     const inside = this.scope.statement(run);
     if (inside) return inside;
