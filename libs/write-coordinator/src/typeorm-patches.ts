@@ -85,7 +85,8 @@ function installTypeormPatches(): void {
     const guard = guards.get(this.dataSource);
     const work = args.find((arg) => typeof arg === 'function') as ((manager: EntityManager) => unknown) | undefined;
     if (!guard || !work) return transaction.apply(this, args);
-    return guard.transaction(work, () => transaction.apply(this, args));
+    const level = typeof args[0] === 'string' ? args[0] : undefined;
+    return guard.transaction(work, () => transaction.apply(this, args), level);
   } as EntityManager['transaction'];
 }
 
