@@ -67,6 +67,18 @@ describe("the shared query runner keeps TypeORM's state across jobs", () => {
     expect(columnsOf(t.database, 'notes')).toEqual(['id', 'body']);
   });
 
+  it('forgets the loaded tables when dataSource.transaction() ends, as TypeORM does: DDL it rolled back is not cached', async () => {
+    await ds()
+      .transaction(async (m) => {
+        await m.queryRunner!.addColumn('notes', extraColumn());
+        throw new Error('rolled back with its DDL');
+      })
+      .catch(() => undefined);
+    const other = new TableColumn({ name: 'other', type: 'varchar', isNullable: true });
+    await ds().createQueryRunner().addColumn('notes', other); // by name: from the loaded tables
+    expect(columnsOf(t.database, 'notes')).toEqual(['id', 'body', 'other']);
+  });
+
   it('renames the same Table object twice (TypeORM updates the loaded table it returned)', async () => {
     const runner = ds().createQueryRunner();
     const table = (await runner.getTable('notes'))!;

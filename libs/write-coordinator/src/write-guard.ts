@@ -67,13 +67,23 @@ export class WriteGuard {
   /**
    * `manager.transaction(fn)` / `dataSource.transaction(fn)` in both call forms. An isolation level
    * SQLite does not support is refused as TypeORM refuses it; a supported one changes nothing
-   * (writes are serialised anyway, and a savepoint has no level of its own).
+   * (writes are serialised anyway, and a savepoint has no level of its own). Like TypeORM's, it
+   * releases the shared runner when it ends if it took it from the DataSource (`releasesRunner`):
+   * its loaded tables, which may describe DDL the transaction rolled back, are then reloaded.
    */
-  transaction<T>(work: WriteWork<T>, unserialised: () => Promise<T>, level?: string): Promise<T> {
-    return (
-      this.refusedLevel(level) ??
-      this.scope.runInline(work) ??
-      this.outside('EntityManager.transaction', unserialised, (ctx) => this.scope.runJob(this.gate, ctx, work))
+  transaction<T>(
+    work: WriteWork<T>,
+    unserialised: () => Promise<T>,
+    call: { level?: string; releasesRunner: boolean },
+  ): Promise<T> {
+    const refused = this.refusedLevel(call.level);
+    if (refused) return refused;
+    const ended = (done: Promise<T>) => (call.releasesRunner ? done.finally(() => this.gate.runner.release()) : done);
+    const inline = this.scope.runInline(work);
+    if (inline) return ended(inline);
+    // Released inside the job, before the drain moves on to the next one.
+    return this.outside('EntityManager.transaction', unserialised, (ctx) =>
+      ended(this.scope.runJob(this.gate, ctx, work)),
     );
   }
 
