@@ -9,7 +9,10 @@ const ROLLED_BACK = Symbol('rolled back by its caller');
 export class HeldTransaction {
   /** The job's outcome: resolves once committed, rejects when rolled back or failed. */
   outcome: Promise<unknown> = Promise.resolve();
-  /** True once the caller committed or rolled back. */
+  /**
+   * True once the caller committed or rolled back. A commit that failed does not count: as with
+   * TypeORM, whose transaction stays open after a failed COMMIT, the caller still rolls it back.
+   */
   endedByCaller = false;
   private settle: ((commit: boolean) => void) | undefined;
 
@@ -27,11 +30,21 @@ export class HeldTransaction {
     });
   }
 
-  /** Lets the job commit; resolves once committed, rejects with the reason it could not. */
+  /**
+   * Lets the job commit; resolves once committed, rejects with the reason it could not. After a
+   * rejection the transaction is over (the job rolled it back), yet still the caller's to end: its
+   * `rollbackTransaction()` then resolves quietly, so that the usual
+   * `try { commit } catch (e) { rollback; throw e }` rethrows the commit's own error.
+   */
   async commit(): Promise<void> {
     this.endedByCaller = true;
     this.settle?.(true);
-    await this.outcome;
+    try {
+      await this.outcome;
+    } catch (error) {
+      this.endedByCaller = false;
+      throw error;
+    }
   }
 
   /** Lets the job roll back; resolves once it ended without commit (whatever ended it). */

@@ -151,8 +151,6 @@ export class TransactionScope {
       await gate.rollbackIfOpen(); // SQLite may have ended the transaction itself
       await gate.resync();
       throw error;
-    } finally {
-      await gate.runner.release();
     }
   }
 
@@ -461,7 +459,6 @@ export class TransactionScope {
       return failure;
     } finally {
       await gate.resync();
-      await gate.runner.release();
     }
   }
 

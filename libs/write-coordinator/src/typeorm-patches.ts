@@ -85,7 +85,11 @@ function installTypeormPatches(): void {
     const guard = guards.get(this.dataSource);
     const work = args.find((arg) => typeof arg === 'function') as ((manager: EntityManager) => unknown) | undefined;
     if (!guard || !work) return transaction.apply(this, args);
-    return guard.transaction(work, () => transaction.apply(this, args));
+    return guard.transaction(work, () => transaction.apply(this, args), {
+      level: typeof args[0] === 'string' ? args[0] : undefined,
+      // TypeORM releases the runner it took from the DataSource, not a manager's own one.
+      releasesRunner: !this.queryRunner,
+    });
   } as EntityManager['transaction'];
 }
 

@@ -1,5 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { TransactionNotStartedError, TypeORMError } from 'typeorm';
+import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel';
+import { validateIsolationLevel } from 'typeorm/driver/validate-isolation-level';
+import { appendCallSite, captureCallSite } from './call-site';
 import { TransactionControlError, WriteOutsideJobError } from './errors';
 import type { ReadConnection } from './read-connection';
 import { firstKeyword, statementKind } from './sql-statement';
@@ -61,11 +64,26 @@ export class WriteGuard {
     return this.outside(operation, call, (ctx) => this.scope.runJob(this.gate, ctx, call));
   }
 
-  /** `manager.transaction(fn)` / `dataSource.transaction(fn)` in both call forms. */
-  transaction<T>(work: WriteWork<T>, unserialised: () => Promise<T>): Promise<T> {
-    return (
-      this.scope.runInline(work) ??
-      this.outside('EntityManager.transaction', unserialised, (ctx) => this.scope.runJob(this.gate, ctx, work))
+  /**
+   * `manager.transaction(fn)` / `dataSource.transaction(fn)` in both call forms. An isolation level
+   * SQLite does not support is refused as TypeORM refuses it; a supported one changes nothing
+   * (writes are serialised anyway, and a savepoint has no level of its own). Like TypeORM's, it
+   * releases the shared runner when it ends if it took it from the DataSource (`releasesRunner`):
+   * its loaded tables, which may describe DDL the transaction rolled back, are then reloaded.
+   */
+  transaction<T>(
+    work: WriteWork<T>,
+    unserialised: () => Promise<T>,
+    call: { level?: string; releasesRunner: boolean },
+  ): Promise<T> {
+    const refused = this.refusedLevel(call.level);
+    if (refused) return refused;
+    const ended = (done: Promise<T>) => (call.releasesRunner ? done.finally(() => this.gate.runner.release()) : done);
+    const inline = this.scope.runInline(work);
+    if (inline) return ended(inline);
+    // Released inside the job, before the drain moves on to the next one.
+    return this.outside('EntityManager.transaction', unserialised, (ctx) =>
+      ended(this.scope.runJob(this.gate, ctx, work)),
     );
   }
 
@@ -112,17 +130,24 @@ export class WriteGuard {
   }
 
   private startTransaction(level?: string): Promise<void> {
-    if (this.scope.isInside) return this.gate.original.startTransaction(level);
+    const refused = this.refusedLevel(level);
+    if (refused) return refused;
+    // Inside a job: a nested level of the caller's own, ordered with the job's other statements.
+    const inside = this.scope.statement(() => this.gate.original.startTransaction(level));
+    if (inside) return inside;
     return this.outside('queryRunner.startTransaction', () => this.gate.original.startTransaction(level), undefined);
   }
 
   private endTransaction(end: 'commit' | 'rollback'): Promise<void> {
     const original = end === 'commit' ? this.gate.original.commitTransaction : this.gate.original.rollbackTransaction;
     const held = this.scope.heldTransaction();
-    if (held && (this.gate.depth <= 1 || !held.open))
-      return end === 'commit' ? held.held.commit() : held.held.rollback();
+    if (held && (this.gate.depth <= 1 || !held.open)) {
+      if (end === 'rollback') return held.held.rollback();
+      const site = captureCallSite();
+      return held.held.commit().catch((error: unknown) => Promise.reject(appendCallSite(error, site)));
+    }
     if (this.scope.isInside) {
-      if (this.gate.depth > (this.scope.jobBaseDepth ?? 1)) return original();
+      if (this.gate.depth > (this.scope.jobBaseDepth ?? 1)) return this.scope.statement(original) ?? original();
       return Promise.reject(
         new TypeORMError(
           `${end}Transaction() would end the coordinator job's own transaction; ` +
@@ -161,10 +186,31 @@ export class WriteGuard {
       case 'serialize':
         break;
     }
+    // The write runs from the queue, where its caller's frames are gone: keep them for its error.
+    const site = captureCallSite();
     // A held transaction ends when its caller says so, and PRAGMAs run outside any transaction:
     // neither can share a batch.
-    if (job) return this.enqueue(operation, job, batchable);
-    return this.scope.beginHeld(this.gate, (run) => this.enqueue(operation, run, false)) as Promise<T>;
+    const queued = job
+      ? this.enqueue(operation, job, batchable)
+      : (this.scope.beginHeld(this.gate, (run) => this.enqueue(operation, run, false)) as Promise<T>);
+    return queued.catch((error: unknown) => Promise.reject(appendCallSite(error, site)));
+  }
+
+  /**
+   * TypeORM's check of an isolation level (the DataSource's default when none is given), made
+   * before anything is queued or run: a level SQLite does not support writes nothing.
+   * @returns the rejection with TypeORM's `TypeORMError`, or undefined when the level is supported.
+   */
+  private refusedLevel(level: string | undefined): Promise<never> | undefined {
+    try {
+      validateIsolationLevel(
+        this.gate.dataSource.driver.supportedIsolationLevels,
+        (level ?? this.gate.dataSource.options.isolationLevel) as IsolationLevel | undefined,
+      );
+      return undefined;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** A transaction of this context ended by the coordinator (cancelled, timed out): its later calls fail. */
