@@ -145,6 +145,24 @@ describe('TEMP tables (on the writing connection only)', () => {
   });
 });
 
+describe('schema set up on the writing connection after bootstrap', () => {
+  const t = useTestingApp();
+
+  it('a read using a function registered on the writer only runs there, as a job', async () => {
+    const ds = t.coordinator.dataSource!;
+    twice((ds.driver as unknown as { databaseConnection: Database }).databaseConnection);
+    expect(await counted(t.coordinator, () => ds.query('SELECT twice(4) AS v'))).toEqual([[{ v: 8 }], 1]);
+  });
+
+  it('a read of a database ATTACHed later runs on the writer, as a job', async () => {
+    const ds = t.coordinator.dataSource!;
+    await ds.query('ATTACH ? AS extra', [t.database.replace(/test\.db$/, 'extra.db')]);
+    await ds.query('CREATE TABLE extra.things (v TEXT)');
+    await ds.query("INSERT INTO extra.things VALUES ('x')");
+    expect(await counted(t.coordinator, () => ds.query('SELECT v FROM extra.things'))).toEqual([[{ v: 'x' }], 1]);
+  });
+});
+
 describe('entities in another database (the entity `database` option)', () => {
   const t = useTestingApp({ typeorm: { entities: [Item, Tag, Note] } });
 
