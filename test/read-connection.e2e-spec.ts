@@ -136,6 +136,27 @@ describe('TEMP tables (on the writing connection only)', () => {
     expect(await counted(t.coordinator, read)).toEqual([[{ key: 'main' }], 0]);
   });
 
+  it('a TEMP table rolled back with its job is forgotten, though the next one brings back its schema version', async () => {
+    const ds = t.coordinator.dataSource!;
+    await t.coordinator.run((m) => m.insert(Item, { key: 'main', job: 1, step: 1 }));
+    const created = deferred();
+    const release = deferred();
+    const job = t.coordinator.run(async (m) => {
+      await m.query('CREATE TEMP TABLE rolled_back (v TEXT)');
+      created.resolve();
+      await release.promise;
+      throw new Error('roll it back');
+    });
+    await created.promise;
+    expect(await ds.query('SELECT 1 AS one')).toEqual([{ one: 1 }]); // seen while the job is open
+    release.resolve();
+    await expect(job).rejects.toThrow('roll it back');
+    await ds.query('CREATE TEMP TABLE items (key TEXT)');
+    await ds.query("INSERT INTO temp.items VALUES ('temp')");
+    expect(await ds.query('SELECT key FROM items')).toEqual([{ key: 'temp' }]);
+    expect(await ds.query("SELECT name FROM sqlite_temp_master WHERE type = 'table'")).toEqual([{ name: 'items' }]);
+  });
+
   it('a statement that fails on both connections gives the error it gives on the writer', async () => {
     const ds = t.coordinator.dataSource!;
     await expect(ds.query('SELECT missing FROM items')).rejects.toThrow('no such column: missing');

@@ -19,14 +19,23 @@ const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
  * both connections) are dropped: they are other tables than the writer's, with other rows.
  */
 export class TempSchemaShadow {
+  private readonly writerVersion: Statement;
   private readonly writerNames: Statement;
   /** The writer's names the placeholders stand for; '' while there are none. */
   private mirrored = '';
+  /**
+   * `PRAGMA temp.schema_version` when {@link mirrored} was read outside a transaction, else -1.
+   * Committed TEMP schemas only ever move it forward, so the same value outside a transaction is
+   * the same schema. Inside one it proves nothing: a rollback winds it back, and the same value
+   * may come again with other tables.
+   */
+  private committedVersion = -1;
 
   constructor(
     private readonly reader: Database,
-    writer: Database,
+    private readonly writer: Database,
   ) {
+    this.writerVersion = writer.prepare('PRAGMA temp.schema_version').pluck();
     this.writerNames = writer.prepare(TEMP_NAMES).pluck();
   }
 
@@ -36,42 +45,36 @@ export class TempSchemaShadow {
   }
 
   /**
-   * Brings the placeholders in line with the writer's TEMP names now (one synchronous read of the
-   * writer's TEMP schema, which leaves a running job's transaction alone). Returns true when they changed, so that
-   * verdicts taken before are stale. Compares the names themselves: `PRAGMA temp.schema_version`
-   * goes back on a rollback, and may then reach the same value again with other tables.
+   * Brings the placeholders in line with the writer's TEMP names now: synchronous reads of the
+   * writer's TEMP schema version (and names, when it may have changed), which leave a running
+   * job's transaction alone. Returns true when the placeholders changed, so that verdicts taken
+   * before are stale.
    */
   sync(): boolean {
-    const names = this.writerNamesNow();
-    if (names === this.mirrored) return false;
-    const wanted = names ? names.split('\0') : [];
-    const previous = this.mirrored ? this.mirrored.split('\0') : [];
-    const own = new Map(
-      (
-        this.reader
-          .prepare("SELECT name, type FROM temp.sqlite_schema WHERE type IN ('table', 'view')")
-          .all() as Array<{
-          name: string;
-          type: string;
-        }>
-      ).map((row) => [row.name, row.type]),
-    );
-    const statements: string[] = [];
-    for (const name of new Set([...previous, ...wanted])) {
-      const type = own.get(name);
-      if (type) statements.push(`DROP ${type === 'view' ? 'VIEW' : 'TABLE'} temp.${quote(name)}`);
+    let names: string;
+    try {
+      const version = this.writerVersion.get() as number;
+      if (version === this.committedVersion) return false;
+      names = (this.writerNames.get() as string | null) ?? '';
+      this.committedVersion = this.writer.inTransaction ? -1 : version;
+    } catch {
+      return false; // the writer is closed: a read fails there too, wherever it is sent
     }
-    for (const name of wanted) statements.push(`CREATE TEMP VIEW ${quote(name)} AS SELECT * FROM ${NOWHERE}`);
-    this.reader.exec(statements.join(';\n'));
+    if (names === this.mirrored) return false;
+    this.replacePlaceholders(names ? names.split('\0') : []);
     this.mirrored = names;
     return true;
   }
 
-  private writerNamesNow(): string {
-    try {
-      return (this.writerNames.get() as string | null) ?? '';
-    } catch {
-      return this.mirrored; // the writer is closed: a read fails there too, wherever it is sent
-    }
+  private replacePlaceholders(wanted: string[]): void {
+    const own = this.reader
+      .prepare("SELECT name, type FROM temp.sqlite_schema WHERE type IN ('table', 'view')")
+      .all() as Array<{ name: string; type: string }>;
+    const stale = new Set([...(this.mirrored ? this.mirrored.split('\0') : []), ...wanted]);
+    const statements = own
+      .filter((row) => stale.has(row.name))
+      .map((row) => `DROP ${row.type === 'view' ? 'VIEW' : 'TABLE'} temp.${quote(row.name)}`);
+    for (const name of wanted) statements.push(`CREATE TEMP VIEW ${quote(name)} AS SELECT * FROM ${NOWHERE}`);
+    this.reader.exec(statements.join(';\n'));
   }
 }
