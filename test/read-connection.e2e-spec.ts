@@ -105,6 +105,25 @@ describe('the read connection runs the prepareDatabase hook', () => {
       tmp.cleanup();
     }
   });
+
+  describe('with an async hook that rejects on the read connection', () => {
+    const t = useTestingApp({
+      typeorm: {
+        prepareDatabase: async (db: Database) => {
+          await new Promise((resolve) => setImmediate(resolve));
+          if (db.readonly) throw new Error('writes a seed row');
+        },
+      },
+    });
+
+    it('reads outside a job fail with INVALID_OPTIONS naming prepareDatabase', async () => {
+      await expect(t.coordinator.dataSource!.query('SELECT 1 AS one')).rejects.toMatchObject({
+        code: 'INVALID_OPTIONS',
+        field: 'prepareDatabase',
+        message: expect.stringContaining('writes a seed row'),
+      });
+    });
+  });
 });
 
 describe('TEMP tables (on the writing connection only)', () => {
