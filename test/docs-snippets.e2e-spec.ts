@@ -123,17 +123,19 @@ describe('Code blocks of README.md and docs/*.md', () => {
       const blocker = coordinator.run(() => gate.promise, { label: 'blocker' });
       await until(() => coordinator.metrics().running === 1, 'the blocker to run');
 
-      const abandoned = request(app.getHttpServer()).post('/audit').send({ action: 'abandoned' });
-      abandoned.end(() => undefined);
-      await until(() => coordinator.metrics().queueDepth === 1, 'the request to be queued');
-      abandoned.abort();
-      await until(() => coordinator.metrics().cancelled === 1, 'the job to be cancelled');
-
-      gate.resolve();
+      try {
+        const abandoned = request(app.getHttpServer()).post('/audit').send({ action: 'abandoned' });
+        abandoned.end(() => undefined);
+        await until(() => coordinator.metrics().queueDepth === 1, 'the request to be queued');
+        abandoned.abort();
+        await until(() => coordinator.metrics().cancelled === 1, 'the job to be cancelled');
+      } finally {
+        gate.resolve();
+      }
       await blocker;
       await request(app.getHttpServer()).post('/audit').send({ action: 'after' }).expect(201);
       expect(committed()).toEqual(['after']);
       expect(coordinator.metrics()).toMatchObject({ cancelled: 1, completed: 2, queueDepth: 0 });
-    });
+    }, 15_000);
   });
 });
