@@ -63,18 +63,31 @@ describe('WriteCoordinator.submit() (seed parity)', () => {
     expect((await rows()).map((r) => r.key)).toEqual(['kept']);
   });
 
-  it('fails with INVALID_PARAMS when validate() refuses, before anything is written', async () => {
+  it('refuses params that validate() refuses with INVALID_PARAMS before queueing, counted as rejected', async () => {
+    const recorder = t.app.get(EventRecorder);
     await expect(t.coordinator.submit({ method: 'item.add', params: { key: 42 } })).rejects.toMatchObject({
       code: 'INVALID_PARAMS',
+      label: 'item.add',
+      message: expect.stringContaining('validate() of ItemHandlers.add refused them'),
     });
     expect(await rows()).toHaveLength(0);
+    expect(t.coordinator.metrics()).toMatchObject({ accepted: 0, rejected: 1, failed: 0, completed: 0 });
+    expect(recorder.log()).toEqual(['job.rejected item.add']);
   });
 
-  it('passes an InvalidParamsError thrown by the handler through as INVALID_PARAMS', async () => {
+  it('passes an InvalidParamsError thrown by the handler through as INVALID_PARAMS, a failed job', async () => {
+    const recorder = t.app.get(EventRecorder);
     await expect(t.coordinator.submit({ method: 'item.addChecked', params: {} })).rejects.toMatchObject({
       code: 'INVALID_PARAMS',
       message: expect.stringContaining('key must be a string'),
     });
+    expect(t.coordinator.metrics()).toMatchObject({ accepted: 1, rejected: 0, failed: 1, completed: 0 });
+    expect(recorder.log()).toEqual([
+      'job.accepted item.addChecked',
+      'job.started item.addChecked',
+      'job.failed item.addChecked',
+      'queue.drained',
+    ]);
   });
 
   it('maps a UNIQUE violation to CONFLICT and writes nothing of that job', async () => {

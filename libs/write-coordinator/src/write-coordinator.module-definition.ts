@@ -1,8 +1,9 @@
 import { ConfigurableModuleBuilder, DynamicModule, Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, MetadataScanner, ModuleRef } from '@nestjs/core';
-import { EventEmitter2 } from '@nestjs/event-emitter';
+import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { InvalidOptionsError } from './errors';
+import { eventEmitterToken } from './optional-event-emitter';
 import { getWriteCoordinatorToken } from './inject-write-coordinator.decorator';
 import { SerializedWriteExplorer } from './serialized-write.explorer';
 import { CoordinatorNameGuard } from './write-coordinator.name-guard';
@@ -47,6 +48,8 @@ function withCoordinatorProviders(definition: DynamicModule, extras: WriteCoordi
   const { name, isGlobal } = resolveWriteCoordinatorOptions({ name: extras.name, isGlobal: extras.isGlobal });
   const token = getWriteCoordinatorToken(name);
   const explorer = Symbol(`write-coordinator:explorer:${name}`);
+  // Events are optional: without @nestjs/event-emitter installed there is no token to ask for.
+  const emitterToken = eventEmitterToken();
   const providers: Provider[] = [
     {
       provide: RESOLVED_OPTIONS,
@@ -65,7 +68,7 @@ function withCoordinatorProviders(definition: DynamicModule, extras: WriteCoordi
       provide: token,
       useFactory: (options: ResolvedWriteCoordinatorOptions, moduleRef: ModuleRef, emitter?: EventEmitter2) =>
         new WriteCoordinator(options, moduleRef, emitter),
-      inject: [RESOLVED_OPTIONS, ModuleRef, { token: EventEmitter2, optional: true }],
+      inject: [RESOLVED_OPTIONS, ModuleRef, ...(emitterToken ? [{ token: emitterToken, optional: true }] : [])],
     },
     {
       provide: explorer,

@@ -8,7 +8,7 @@ import type { WriteCoordinatorOptions } from './write-coordinator.options';
 /**
  * Registers one coordinator (per call) that serialises every write of a TypeORM DataSource, with
  * its `@SerializedWrite` / `@WriteHandler` wiring and its health indicator. Emits events when the
- * app registered `EventEmitterModule.forRoot()`.
+ * app registered `EventEmitterModule.forRoot()`; `@nestjs/event-emitter` is optional and need not be installed.
  *
  * @example
  * @Module({
@@ -39,7 +39,8 @@ export class WriteCoordinatorModule extends WriteCoordinatorConfigurableModule {
    *   name: 'audit',
    *   imports: [ConfigModule],
    *   inject: [ConfigService],
-   *   useFactory: (config: ConfigService) => ({ dataSource: 'audit', queueSize: config.get('AUDIT_QUEUE') }),
+   *   // environment values are strings: convert them, or bootstrap fails with INVALID_OPTIONS
+   *   useFactory: (config: ConfigService) => ({ dataSource: 'audit', queueSize: Number(config.get('AUDIT_QUEUE') ?? 256) }),
    * })
    */
   static override forRootAsync(options: WriteCoordinatorModuleAsyncOptions): DynamicModule {

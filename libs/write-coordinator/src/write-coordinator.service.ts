@@ -140,6 +140,10 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
    * Runs the `@WriteHandler` registered for `request.method`, exactly like {@link run}, and
    * resolves with a JSON copy of its result. After commit the change publisher is told.
    *
+   * A malformed request, or params the handler's `validate` refuses, are refused before queueing
+   * (`INVALID_PARAMS`, counted as rejected, `JobRejected`); an unknown method is accepted and then
+   * fails (`METHOD_NOT_FOUND`, as in the seed).
+   *
    * @throws {WriteCoordinatorError} `METHOD_NOT_FOUND`, `INVALID_PARAMS`, `CONFLICT`, `BUSY`,
    *   `INTERNAL`, and the queue's codes as for {@link run}. Every failure is a coded error.
    */
@@ -149,6 +153,11 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
       return this.queue.refuse(labelOf(options), (job) => new InvalidParamsError(problem, job));
     }
     const { method, params, meta } = request;
+    const refused = this.handlers.refusal(method, params);
+    if (refused !== undefined) {
+      const { detail, cause } = refused;
+      return this.queue.refuse(labelOf(options) ?? method, (job) => new InvalidParamsError(detail, { ...job, cause }));
+    }
     return this.run(
       (manager, job) =>
         this.handlers.invoke(method, params, manager, job, this.options.maxPayloadBytes, (result) => {

@@ -4,7 +4,6 @@ import {
   ConflictError,
   InternalError,
   InvalidOptionsError,
-  InvalidParamsError,
   MethodNotFoundError,
   WriteCoordinatorError,
 } from './errors';
@@ -37,8 +36,26 @@ export class WriteHandlerRegistry {
   }
 
   /**
-   * Validates, runs the handler, and hands a JSON copy of its result to `onResult`. Runs inside
-   * the job's transaction, so a failure here (including an unserialisable result) writes nothing.
+   * Why the handler of `method` refuses `params` (its `validate` returned false or threw), or
+   * undefined when it accepts them. Asked before the request is queued, so a refusal is counted
+   * as rejected and never reaches the queue. A method with no handler is not refused here: it
+   * fails in its job with `METHOD_NOT_FOUND` (accepted, then failed, as in the seed).
+   */
+  refusal(method: string, params: unknown): { detail: string; cause?: unknown } | undefined {
+    const entry = this.handlers.get(method);
+    if (!entry?.validate) return undefined;
+    try {
+      if (entry.validate(params) === true) return undefined;
+      return { detail: `validate() of ${entry.origin} refused them` };
+    } catch (error) {
+      return { detail: `validate() of ${entry.origin} threw`, cause: error };
+    }
+  }
+
+  /**
+   * Runs the handler (its params already passed {@link refusal}) and hands a JSON copy of its
+   * result to `onResult`. Runs inside the job's transaction, so a failure here (including an
+   * unserialisable result or an `InvalidParamsError` thrown by the handler) writes nothing.
    */
   async invoke(
     method: string,
@@ -53,16 +70,6 @@ export class WriteHandlerRegistry {
     if (!entry) {
       const known = [...this.handlers.keys()].join(', ') || 'none';
       throw new MethodNotFoundError(`no @WriteHandler('${method}') is registered (known: ${known})`, ctx);
-    }
-    if (entry.validate) {
-      let valid = false;
-      let cause: unknown;
-      try {
-        valid = entry.validate(params) === true;
-      } catch (error) {
-        cause = error;
-      }
-      if (!valid) throw new InvalidParamsError(`validate() of ${entry.origin} refused them`, { ...ctx, cause });
     }
     try {
       const copy = jsonCopy(await entry.fn(params, manager), maxResultBytes, ctx);
