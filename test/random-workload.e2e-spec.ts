@@ -70,13 +70,14 @@ import {
   checkSettled,
   checkWrites,
   DatabaseState,
+  reportTimesFrom,
 } from './fixtures/fuzz/fuzz-oracle';
 
 const HEAVY = Boolean(process.env.RELIABILITY_HEAVY);
 const SIZE: PlanSize = HEAVY ? { ops: 120, spanMs: 800 } : { ops: 40, spanMs: 300 };
 const SLACK_MS = Number(process.env.FUZZ_DEADLINE_SLACK_MS ?? 1_500);
 /** Without a mid-run close: how long the work may take to settle before app.close() is called anyway. */
-const SETTLE_CAP_MS = 4_000;
+const SETTLE_CAP_MS = 2_500;
 /** app.close() that has not resolved by then is a finding of its own. */
 const CLOSE_CAP_MS = 20_000;
 
@@ -162,11 +163,13 @@ async function runScenario(s: Scenario): Promise<ScenarioResult> {
     const close = () => {
       rt.closeStartedAt = performance.now();
       closing = app.close().then(
-        () => 'closed',
+        () => (rt.closeEndedAt = performance.now()),
         (error: unknown) => violations.push(`CLOSE-FAILED app.close() rejected: ${String(error)}`),
       );
     };
     const t0 = performance.now();
+    rt.t0 = t0;
+    reportTimesFrom(t0);
     for (const [i, { at, op }] of s.ops.entries()) {
       if (s.closeAt !== undefined && !closing && at >= s.closeAt) {
         await until(t0 + s.closeAt);
@@ -206,7 +209,9 @@ async function runScenario(s: Scenario): Promise<ScenarioResult> {
       `${count('pending')} pending), ${rt.writes.length} writes, ${[...db.rowsByTag.values()].reduce((a, b) => a + b, 0)} rows, ` +
       `${m.batches.committed} commits (largest batch ${m.batches.largest}); ` +
       `maxBatchSize ${s.maxBatchSize}, readIsolation ${s.readIsolation}, grace ${s.shutdownGraceMs} ms, ` +
-      `close ${s.closeAt === undefined ? 'after the work' : `at ${s.closeAt} ms`}, hook writes ${s.shutdownHookWrites}; ` +
+      `close ${s.closeAt === undefined ? 'after the work' : `at ${s.closeAt} ms`} ` +
+      `(began ${Math.round((rt.closeStartedAt ?? t0) - t0)} ms, resolved ${rt.closeEndedAt === undefined ? 'never' : `${Math.round(rt.closeEndedAt - t0)} ms`}), ` +
+      `hook writes ${s.shutdownHookWrites}, ${tops.filter((l) => l.stalled).length} stalled; ` +
       `${Math.round(performance.now() - started)} ms`;
     return { violations, summary };
   } finally {
