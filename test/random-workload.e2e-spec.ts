@@ -60,7 +60,7 @@ import { createTestingApp } from './fixtures/testing-app';
 import { FuzzRow } from './fixtures/fuzz/fuzz-row.entity';
 import { FAMILIES, Family, generateScenario, PlanSize, Scenario } from './fixtures/fuzz/fuzz-plan';
 import { FuzzRuntime } from './fixtures/fuzz/fuzz-runtime';
-import { FuzzShutdownHook, FuzzWorkload } from './fixtures/fuzz/fuzz-workload';
+import { FuzzTelemetryModule, FuzzWorkload } from './fixtures/fuzz/fuzz-workload';
 import {
   checkBalance,
   checkDeadlines,
@@ -139,8 +139,8 @@ async function runScenario(s: Scenario): Promise<ScenarioResult> {
     const app = await createTestingApp({
       database,
       coordinator: { maxBatchSize: s.maxBatchSize, readIsolation: s.readIsolation, shutdownGraceMs: s.shutdownGraceMs },
-      providers: [FuzzWorkload, FuzzShutdownHook],
-      imports: [TypeOrmModule.forFeature([FuzzRow])],
+      providers: [FuzzWorkload],
+      imports: [TypeOrmModule.forFeature([FuzzRow]), FuzzTelemetryModule as never],
       typeorm: { entities: [Item, Tag, FuzzRow] },
     });
     const coordinator = app.get(WriteCoordinator);
@@ -179,6 +179,10 @@ async function runScenario(s: Scenario): Promise<ScenarioResult> {
       rt.launch(op, i);
       if (!closing) violations.push(...checkBalance(coordinator.metrics(), `at launch of op#${i}`));
     }
+    if (s.closeAt !== undefined && !closing) {
+      await until(t0 + s.closeAt);
+      close();
+    }
     if (!closing) {
       await within(Promise.allSettled(rt.tops.map((l) => l.promise)), SETTLE_CAP_MS);
       violations.push(...checkBalance(coordinator.metrics(), 'before app.close()'));
@@ -204,6 +208,9 @@ async function runScenario(s: Scenario): Promise<ScenarioResult> {
     if (db.integrity !== 'ok') violations.push(`INTEGRITY ${db.integrity}`);
     const count = (o: string) => tops.filter((l) => l.outcome === o).length;
     const m = coordinator.metrics();
+    const hook = tops
+      .filter((l) => l.what.startsWith('shutdown-hook'))
+      .map((l) => `${l.what.replace('shutdown-hook:', '')} ${l.outcome}${l.outcome === 'rejected' ? ` ${(l.error as { code?: string }).code ?? (l.error as Error).name}` : ''}`);
     const summary =
       `seed ${s.seed}: ${tops.length} ops (${count('resolved')} resolved, ${count('rejected')} rejected, ` +
       `${count('pending')} pending), ${rt.writes.length} writes, ${[...db.rowsByTag.values()].reduce((a, b) => a + b, 0)} rows, ` +
@@ -211,7 +218,7 @@ async function runScenario(s: Scenario): Promise<ScenarioResult> {
       `maxBatchSize ${s.maxBatchSize}, readIsolation ${s.readIsolation}, grace ${s.shutdownGraceMs} ms, ` +
       `close ${s.closeAt === undefined ? 'after the work' : `at ${s.closeAt} ms`} ` +
       `(began ${Math.round((rt.closeStartedAt ?? t0) - t0)} ms, resolved ${rt.closeEndedAt === undefined ? 'never' : `${Math.round(rt.closeEndedAt - t0)} ms`}), ` +
-      `hook writes ${s.shutdownHookWrites}, ${tops.filter((l) => l.stalled).length} stalled; ` +
+      `hook writes ${s.shutdownHookWrites ? `[${hook.join(', ')}]` : 'off'}, ${tops.filter((l) => l.stalled).length} stalled; ` +
       `${Math.round(performance.now() - started)} ms`;
     return { violations, summary };
   } finally {
