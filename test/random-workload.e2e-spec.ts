@@ -200,7 +200,7 @@ async function runScenario(s: Scenario): Promise<ScenarioResult> {
       ...checkSettled(tops),
       ...checkWrites(rt.writes, db),
       ...checkRawTx(rt.rawTx),
-      ...checkPublished(rt.published, db),
+      ...checkPublished(rt.published, rt.writes, db),
       ...checkDeadlines(tops, SLACK_MS, end),
       ...checkOwnErrors(tops, rt.closeStartedAt, 20),
       ...checkBalance(coordinator.metrics(), 'after app.close()'),
