@@ -13,7 +13,7 @@
  * - raw transaction statements inside jobs (`manager.query('COMMIT')`, ROLLBACK, BEGIN, END,
  *   SAVEPOINT, RELEASE), always caught by the job;
  * - AbortSignals (aborted before submission, while waiting, while running) and deadlines, slow
- *   work (30–400 ms, sometimes 2.5 s);
+ *   work (30–400 ms), and at most one fast job with a deadline submitted together with a 2.5 s job;
  * - app.close() while work is in flight, work that never settles, and writes issued from another
  *   provider's onApplicationShutdown hook.
  *
@@ -35,7 +35,7 @@
  * - A raw transaction statement inside a job is refused (its promise rejects).
  * - Change events: an `inserted` FuzzRow change is published only for a committed row, once.
  * - A caller with a deadline is answered no later than deadline + FUZZ_DEADLINE_SLACK_MS
- *   (default 1500 ms; the slack absorbs a busy machine, the 2.5 s members exceed it).
+ *   (default 1500 ms; the slack absorbs a busy machine, the 2.5 s job exceeds it).
  * - A job whose own work threw before its deadline, its abort and app.close() is rejected with
  *   that error (the same object; for submit() as the coded error's `cause`).
  * - Metrics balance (`accepted = completed + failed + cancelled + timedOut + dropped +
@@ -98,7 +98,10 @@ function selectedSeeds(): number[] {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const until = (t: number) => sleep(Math.max(0, t - performance.now()));
+/** Waits until `t`; returns at once (same tick) when it has passed, so ops due together launch together. */
+const until = async (t: number) => {
+  if (t > performance.now()) await sleep(t - performance.now());
+};
 
 /** `promise`'s value, or `'timeout'` after `ms`; the timer never outlives the race. */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
