@@ -87,7 +87,8 @@ function selectedFamilies(): Family[] {
   if (raw === 'none') return [];
   const names = raw.split(',').map((s) => s.trim());
   const unknown = names.filter((n) => !(FAMILIES as readonly string[]).includes(n));
-  if (unknown.length > 0) throw new Error(`FUZZ_FAMILIES: unknown ${unknown.join(', ')} (known: ${FAMILIES.join(', ')})`);
+  if (unknown.length > 0)
+    throw new Error(`FUZZ_FAMILIES: unknown ${unknown.join(', ')} (known: ${FAMILIES.join(', ')})`);
   return names as Family[];
 }
 
@@ -107,7 +108,10 @@ const until = async (t: number) => {
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    return await Promise.race([promise, new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, ms, 'timeout')))]);
+    return await Promise.race([
+      promise,
+      new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, ms, 'timeout'))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -213,7 +217,10 @@ async function runScenario(s: Scenario): Promise<ScenarioResult> {
     const m = coordinator.metrics();
     const hook = tops
       .filter((l) => l.what.startsWith('shutdown-hook'))
-      .map((l) => `${l.what.replace('shutdown-hook:', '')} ${l.outcome}${l.outcome === 'rejected' ? ` ${(l.error as { code?: string }).code ?? (l.error as Error).name}` : ''}`);
+      .map(
+        (l) =>
+          `${l.what.replace('shutdown-hook:', '')} ${l.outcome}${l.outcome === 'rejected' ? ` ${(l.error as { code?: string }).code ?? (l.error as Error).name}` : ''}`,
+      );
     const summary =
       `seed ${s.seed}: ${tops.length} ops (${count('resolved')} resolved, ${count('rejected')} rejected, ` +
       `${count('pending')} pending), ${rt.writes.length} writes, ${[...db.rowsByTag.values()].reduce((a, b) => a + b, 0)} rows, ` +
