@@ -46,7 +46,10 @@
  * - FUZZ_FAMILIES=reentrant,outside,… switches families on (default all; see FAMILIES; `none`
  *   leaves plain jobs only);
  * - RELIABILITY_HEAVY=1: more seeds, longer schedules;
- * - FUZZ_DEADLINE_SLACK_MS: see above.
+ * - FUZZ_DEADLINE_SLACK_MS: see above;
+ * - FUZZ_LINGER_MS=n waits that long after app.close() before checking (default 50);
+ * - FUZZ_OPS=0,7 launches only those ops of the scenario (to shrink a failure by hand);
+ * - FUZZ_BATCH=1|64, FUZZ_READ_ISOLATION=on|off, FUZZ_GRACE_MS=n override the drawn settings.
  */
 import Database from 'better-sqlite3';
 import { EventEmitter2 } from '@nestjs/event-emitter';
@@ -177,7 +180,9 @@ async function runScenario(s: Scenario): Promise<ScenarioResult> {
     const t0 = performance.now();
     rt.t0 = t0;
     reportTimesFrom(t0);
+    const only = process.env.FUZZ_OPS?.split(',').map(Number);
     for (const [i, { at, op }] of s.ops.entries()) {
+      if (only && !only.includes(i)) continue;
       if (s.closeAt !== undefined && !closing && at >= s.closeAt) {
         await until(t0 + s.closeAt);
         close();
@@ -198,7 +203,7 @@ async function runScenario(s: Scenario): Promise<ScenarioResult> {
     const closed = await within(closing!, CLOSE_CAP_MS);
     if (closed === 'timeout') violations.push(`CLOSE-HANGS app.close() had not resolved after ${CLOSE_CAP_MS} ms`);
     // Let settlements already due reach their callbacks; anything still pending then is a finding.
-    await sleep(50);
+    await sleep(Number(process.env.FUZZ_LINGER_MS ?? 50));
     const end = performance.now();
     rt.dispose();
     const tops = rt.tops;
@@ -244,6 +249,9 @@ describe('random workload (database-level oracle)', () => {
 
   it.each(seeds)('seed %i: acknowledged writes present once, rejected absent, nobody pending', async (seed) => {
     const scenario = generateScenario(seed, families, SIZE);
+    if (process.env.FUZZ_BATCH) scenario.maxBatchSize = Number(process.env.FUZZ_BATCH);
+    if (process.env.FUZZ_READ_ISOLATION) scenario.readIsolation = process.env.FUZZ_READ_ISOLATION === 'on';
+    if (process.env.FUZZ_GRACE_MS) scenario.shutdownGraceMs = Number(process.env.FUZZ_GRACE_MS);
     const { violations, summary } = await runScenario(scenario);
     console.log(summary);
     if (violations.length > 0) {
