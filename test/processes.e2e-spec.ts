@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { Agent, get as httpGet, request as httpRequest } from 'node:http';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -212,6 +213,137 @@ describe('graceful shutdown of a service with ~1,000 queued jobs (SIGTERM)', () 
     console.info(
       `graceful shutdown: ${report.counts.ok} of 1000 queued jobs committed within ${graceMs} ms of grace, ` +
         `${report.counts.SHUTDOWN} rejected with SHUTDOWN and never run, exit after ${Math.round(exitMs)} ms`,
+    );
+  }, 60_000);
+});
+
+/** One POST on a keep-alive agent; resolves with the status and body, or the network error's code. */
+function postKeepAlive(agent: Agent, url: string, path: string, body: unknown) {
+  return new Promise<{ status: number | string; body?: { id?: number } }>((resolve) => {
+    const payload = JSON.stringify(body);
+    const req = httpRequest(
+      url + path,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, body: text ? (JSON.parse(text) as { id?: number }) : undefined }),
+        );
+      },
+    );
+    req.on('error', (error: NodeJS.ErrnoException) => resolve({ status: error.code ?? 'error' }));
+    req.end(payload);
+  });
+}
+
+/** A GET on a new connection, as a load balancer's health check does; the status or the error code. */
+function probeFresh(url: string) {
+  return new Promise<number | string>((resolve) => {
+    const req = httpGet(url, { agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+  });
+}
+
+describe('SIGTERM under keep-alive load (readiness delay, drain, connections closed, exit)', () => {
+  const t = useTempDirAndDemo();
+
+  it('turns /health 503 while still serving, then stops accepting, drains, closes keep-alive connections and exits within the grace', async () => {
+    const readinessDelayMs = 600;
+    const graceMs = 2_000;
+    const databasePath = t.tmp.file('ledger.db');
+    const demo = (t.demo = await startDemo({
+      DATABASE_PATH: databasePath,
+      WRITE_QUEUE_SIZE: '4096',
+      READINESS_DELAY_MS: String(readinessDelayMs),
+      SHUTDOWN_GRACE_MS: String(graceMs),
+    }));
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    for (const name of ['a', 'b', 'c', 'd']) {
+      expect((await postKeepAlive(agent, demo.url, '/accounts', { name, initialBalance: 100_000 })).status).toBe(201);
+    }
+
+    let exited = false;
+    let signalledAt = 0;
+    const answers: Array<{ at: number; status: number | string; id?: number }> = [];
+    // 16 clients sending transfers back to back on keep-alive connections until the process is gone.
+    const clients = Array.from({ length: 16 }, async (_, client) => {
+      for (let i = 0; !exited; i++) {
+        const from = 1 + ((client + i) % 4);
+        const res = await postKeepAlive(agent, demo.url, '/transfers', {
+          fromId: from,
+          toId: 1 + (from % 4),
+          amount: 1,
+        });
+        answers.push({ at: Date.now(), status: res.status, id: res.status === 201 ? res.body?.id : undefined });
+        if (typeof res.status === 'string') await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    });
+    const health: Array<{ at: number; status: number | string }> = [];
+    const poller = (async () => {
+      while (!exited) {
+        health.push({ at: Date.now(), status: await probeFresh(`${demo.url}/health`) });
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+
+    // Load for 300 ms, and until a health check has answered 200 under it.
+    const loadedSince = Date.now();
+    while (Date.now() - loadedSince < 300 || !health.some((h) => h.status === 200)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    signalledAt = Date.now();
+    demo.child.kill('SIGTERM');
+    const bound = readinessDelayMs + graceMs + 1_000;
+    let giveUp: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([
+      demo.exited,
+      new Promise<undefined>((resolve) => (giveUp = setTimeout(() => resolve(undefined), bound + 5_000))),
+    ]);
+    clearTimeout(giveUp);
+    exited = true;
+    await Promise.all([...clients, poller]);
+    agent.destroy();
+
+    // The process exits, within readinessDelayMs + shutdownGraceMs + 1 s of SIGTERM.
+    expect(exit).toBeDefined();
+    expect(exit!.signal === 'SIGTERM' || exit!.code === 0).toBe(true);
+    expect(exit!.at - signalledAt).toBeLessThan(bound);
+
+    // Readiness turns 503 first, on connections still accepted; refusals come only after it.
+    const afterSignal = health.filter((h) => h.at >= signalledAt);
+    const first503 = afterSignal.findIndex((h) => h.status === 503);
+    const firstRefused = afterSignal.findIndex((h) => h.status === 'ECONNREFUSED');
+    expect(first503).toBeGreaterThanOrEqual(0);
+    if (firstRefused >= 0) expect(first503).toBeLessThan(firstRefused);
+    // Writes are still served, and acknowledged, while readiness reports 503.
+    const servedWhileNotReady = answers.filter((a) => a.at > afterSignal[first503].at && a.status === 201);
+    expect(servedWhileNotReady.length).toBeGreaterThan(0);
+    // Only created, refused (503 while draining) or network errors once the server closes.
+    expect(answers.filter((a) => typeof a.status === 'number' && a.status !== 201 && a.status !== 503)).toEqual([]);
+
+    const acknowledged = answers.flatMap((a) => (a.id === undefined ? [] : [a.id]));
+    const ledger = inspectLedger(databasePath);
+    expect(acknowledged.filter((id) => !ledger.ids.has(id))).toEqual([]); // every 201 is committed
+    expect(ledger.ids.size).toBe(acknowledged.length); // and nothing else
+    expect(ledger.total).toBe(400_000);
+    expect(ledger.integrity).toBe('ok');
+    const count = (list: Array<{ status: number | string }>) =>
+      Object.entries(list.reduce<Record<string, number>>((m, a) => ({ ...m, [a.status]: (m[a.status] ?? 0) + 1 }), {}))
+        .map(([status, n]) => `${status}: ${n}`)
+        .join(', ');
+    console.info(
+      `SIGTERM under keep-alive load: /health 503 ${afterSignal[first503].at - signalledAt} ms after SIGTERM, ` +
+        `exit after ${exit!.at - signalledAt} ms (readinessDelayMs ${readinessDelayMs}, shutdownGraceMs ${graceMs}); ` +
+        `transfers after SIGTERM: ${count(answers.filter((a) => a.at >= signalledAt))}; ` +
+        `/health after SIGTERM: ${count(afterSignal)}; ${acknowledged.length} acknowledged = ${ledger.ids.size} committed`,
     );
   }, 60_000);
 });
