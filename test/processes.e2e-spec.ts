@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { Agent, get as httpGet, request as httpRequest } from 'node:http';
+import { get as httpGet } from 'node:http';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { buildDemo, DemoProcess, startDemo } from './fixtures/demo-process';
+import { KeepAliveAnswer, keepAliveClient, stalledUpload } from './fixtures/keep-alive-client';
 import { tempDir } from './fixtures/temp-sqlite';
 
 /** RELIABILITY_HEAVY=1 runs the heavier variants (more crash cycles). */
@@ -35,7 +36,11 @@ describe('ledger demo process', () => {
 
   it('on SIGTERM answers every in-flight request, commits exactly the acknowledged transfers and exits', async () => {
     const databasePath = t.tmp.file('ledger.db');
-    const demo = (t.demo = await startDemo({ DATABASE_PATH: databasePath, WRITE_QUEUE_SIZE: '4096' }));
+    const demo = (t.demo = await startDemo({
+      DATABASE_PATH: databasePath,
+      WRITE_QUEUE_SIZE: '4096',
+      READINESS_DELAY_MS: '200', // keeps this test quick; the readiness delay has its own test below
+    }));
     const post = (path: string, body: unknown) =>
       fetch(demo.url + path, {
         method: 'POST',
@@ -217,30 +222,6 @@ describe('graceful shutdown of a service with ~1,000 queued jobs (SIGTERM)', () 
   }, 60_000);
 });
 
-/** One POST on a keep-alive agent; resolves with the status and body, or the network error's code. */
-function postKeepAlive(agent: Agent, url: string, path: string, body: unknown) {
-  return new Promise<{ status: number | string; body?: { id?: number } }>((resolve) => {
-    const payload = JSON.stringify(body);
-    const req = httpRequest(
-      url + path,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () =>
-          resolve({ status: res.statusCode!, body: text ? (JSON.parse(text) as { id?: number }) : undefined }),
-        );
-      },
-    );
-    req.on('error', (error: NodeJS.ErrnoException) => resolve({ status: error.code ?? 'error' }));
-    req.end(payload);
-  });
-}
-
 /** A GET on a new connection, as a load balancer's health check does; the status or the error code. */
 function probeFresh(url: string) {
   return new Promise<number | string>((resolve) => {
@@ -265,34 +246,48 @@ describe('SIGTERM under keep-alive load (readiness delay, drain, connections clo
       READINESS_DELAY_MS: String(readinessDelayMs),
       SHUTDOWN_GRACE_MS: String(graceMs),
     }));
-    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    const port = Number(new URL(demo.url).port);
     for (const name of ['a', 'b', 'c', 'd']) {
-      expect((await postKeepAlive(agent, demo.url, '/accounts', { name, initialBalance: 100_000 })).status).toBe(201);
+      const res = await fetch(`${demo.url}/accounts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name, initialBalance: 100_000 }),
+      });
+      expect(res.status).toBe(201);
     }
 
     let exited = false;
     let signalledAt = 0;
-    const answers: Array<{ at: number; status: number | string; id?: number }> = [];
-    // 16 clients sending transfers back to back on keep-alive connections until the process is gone.
-    const clients = Array.from({ length: 16 }, async (_, client) => {
-      for (let i = 0; !exited; i++) {
-        const from = 1 + ((client + i) % 4);
-        const res = await postKeepAlive(agent, demo.url, '/transfers', {
-          fromId: from,
-          toId: 1 + (from % 4),
-          amount: 1,
-        });
-        answers.push({ at: Date.now(), status: res.status, id: res.status === 201 ? res.body?.id : undefined });
-        if (typeof res.status === 'string') await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+    const answers: Array<KeepAliveAnswer & { id?: number }> = [];
+    // 16 keep-alive clients that send the next transfer the moment an answer arrives, until the process is gone.
+    const clients = Array.from({ length: 16 }, (_, client) => {
+      let i = 0;
+      return keepAliveClient(
+        port,
+        () => {
+          const from = 1 + ((client + i++) % 4);
+          return { method: 'POST', path: '/transfers', body: { fromId: from, toId: 1 + (from % 4), amount: 1 } };
+        },
+        (answer) =>
+          answers.push({
+            ...answer,
+            id: answer.status === 201 ? (JSON.parse(answer.body!) as { id: number }).id : undefined,
+          }),
+        () => exited,
+      );
     });
-    const health: Array<{ at: number; status: number | string }> = [];
-    const poller = (async () => {
-      while (!exited) {
-        health.push({ at: Date.now(), status: await probeFresh(`${demo.url}/health`) });
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-    })();
+    // And one client stalled in the middle of its request, which nothing but a bounded grace closes.
+    const stalled = stalledUpload(port, '/transfers');
+    await stalled.connected;
+    const health: Array<{ sentAt: number; at: number; status: number | string }> = [];
+    // A health check on a new connection every 40 ms, each on its own (a slow answer delays no other).
+    const probes: Array<Promise<void>> = [];
+    const poller = setInterval(() => {
+      const sentAt = Date.now();
+      probes.push(
+        probeFresh(`${demo.url}/health`).then((status) => void health.push({ sentAt, at: Date.now(), status })),
+      );
+    }, 40);
 
     // Load for 300 ms, and until a health check has answered 200 under it.
     const loadedSince = Date.now();
@@ -309,8 +304,8 @@ describe('SIGTERM under keep-alive load (readiness delay, drain, connections clo
     ]);
     clearTimeout(giveUp);
     exited = true;
-    await Promise.all([...clients, poller]);
-    agent.destroy();
+    clearInterval(poller);
+    await Promise.all([...clients, ...probes]);
 
     // The process exits, within readinessDelayMs + shutdownGraceMs + 1 s of SIGTERM.
     expect(exit).toBeDefined();
@@ -318,14 +313,21 @@ describe('SIGTERM under keep-alive load (readiness delay, drain, connections clo
     expect(exit!.at - signalledAt).toBeLessThan(bound);
 
     // Readiness turns 503 first, on connections still accepted; refusals come only after it.
-    const afterSignal = health.filter((h) => h.at >= signalledAt);
+    const afterSignal = health.filter((h) => h.sentAt >= signalledAt).sort((a, b) => a.sentAt - b.sentAt);
     const first503 = afterSignal.findIndex((h) => h.status === 503);
     const firstRefused = afterSignal.findIndex((h) => h.status === 'ECONNREFUSED');
     expect(first503).toBeGreaterThanOrEqual(0);
     if (firstRefused >= 0) expect(first503).toBeLessThan(firstRefused);
-    // Writes are still served, and acknowledged, while readiness reports 503.
-    const servedWhileNotReady = answers.filter((a) => a.at > afterSignal[first503].at && a.status === 201);
-    expect(servedWhileNotReady.length).toBeGreaterThan(0);
+    // Half-way through the readiness delay, new connections are still accepted and health answers 503.
+    const midDelay = afterSignal.filter(
+      (h) => h.sentAt - signalledAt >= readinessDelayMs / 2 && h.sentAt - signalledAt < readinessDelayMs,
+    );
+    expect(midDelay.map((h) => h.status)).toContain(503);
+    // Writes sent after health turned 503 are still served and acknowledged.
+    const notReadyAt = afterSignal[first503].at;
+    expect(answers.filter((a) => a.sentAt > notReadyAt && a.status === 201).length).toBeGreaterThan(0);
+    // The stalled request's connection was closed by the end of the grace.
+    expect(['CLOSED', 'ECONNRESET']).toContain(await stalled.ended);
     // Only created, refused (503 while draining) or network errors once the server closes.
     expect(answers.filter((a) => typeof a.status === 'number' && a.status !== 201 && a.status !== 503)).toEqual([]);
 
@@ -340,7 +342,7 @@ describe('SIGTERM under keep-alive load (readiness delay, drain, connections clo
         .map(([status, n]) => `${status}: ${n}`)
         .join(', ');
     console.info(
-      `SIGTERM under keep-alive load: /health 503 ${afterSignal[first503].at - signalledAt} ms after SIGTERM, ` +
+      `SIGTERM under keep-alive load: /health 503 ${notReadyAt - signalledAt} ms after SIGTERM, ` +
         `exit after ${exit!.at - signalledAt} ms (readinessDelayMs ${readinessDelayMs}, shutdownGraceMs ${graceMs}); ` +
         `transfers after SIGTERM: ${count(answers.filter((a) => a.at >= signalledAt))}; ` +
         `/health after SIGTERM: ${count(afterSignal)}; ${acknowledged.length} acknowledged = ${ledger.ids.size} committed`,

@@ -22,9 +22,6 @@ export interface ShutdownSettings {
   http?: HttpConnectionDrain;
 }
 
-/** After the drain's grace, how long the running job may still take (the coordinator's own bound). */
-const RUNNING_JOB_MARGIN_MS = 1_000;
-
 /**
  * @internal The shutdown of one application, shared by all its coordinators, run once:
  *
@@ -32,8 +29,8 @@ const RUNNING_JOB_MARGIN_MS = 1_000;
  *    `Connection: close`, and the app keeps serving for `readinessDelayMs`, on SIGTERM only;
  * 2. draining: the HTTP server stops accepting connections and closes its idle keep-alive ones;
  *    the coordinators then drain (each bounded by its `shutdownGraceMs`);
- * 3. connections still open `graceMs + 1 s` after that are destroyed, so Nest's own
- *    `server.close()` cannot wait for ever on a keep-alive client;
+ * 3. connections still open `graceMs` after that (the end of the grace) are destroyed, so Nest's
+ *    own `server.close()` cannot wait for ever on a keep-alive client or a stalled request;
  * 4. {@link finished} when Nest calls the shutdown hooks, just before the process may exit.
  */
 export class ShutdownSequence {
@@ -103,10 +100,10 @@ export class ShutdownSequence {
       if (open > 0) {
         this.logger.warn(
           `closed ${open} HTTP connection(s) still open ${this.elapsed()} ms after ${this.trigger} ` +
-            `(shutdownGraceMs ${graceMs} + ${RUNNING_JOB_MARGIN_MS} ms)`,
+            `(end of shutdownGraceMs ${graceMs})`,
         );
       }
-    }, graceMs + RUNNING_JOB_MARGIN_MS);
+    }, graceMs);
     deadline.unref();
     void http.whenClosed().then(() => {
       clearTimeout(deadline);
