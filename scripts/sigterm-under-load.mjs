@@ -2,7 +2,7 @@
 // Measures the SIGTERM sequence of the ledger demo under autocannon: it starts the built demo on a
 // fresh database, loads it with keep-alive connections sending transfers, sends SIGTERM, keeps the
 // load and a /health poller (a new connection per check) going until the process exits, then
-// inspects the database. Prints the time to the first /health 503, to the first refused
+// inspects the database. A health check's time is when it was sent. Prints the time to the first /health 503, to the first refused
 // connection and to exit, the answers by status and phase, and the database checks.
 // Usage: npm run sigterm:load -- [--connections 64] [--warmup-ms 3000] [--readiness-delay-ms 5000]
 //        [--grace-ms 10000] [--give-up-ms 30000]      (npm run sigterm:load builds the demo first)
@@ -59,8 +59,17 @@ async function freePort() {
 function probe(url) {
   return new Promise((resolve) => {
     const req = get(url, { agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(String(res.statusCode)));
+      let body = '';
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => {
+        let status;
+        try {
+          status = JSON.parse(body).status;
+        } catch {
+          status = undefined;
+        }
+        resolve(status ? `${res.statusCode} ${status}` : String(res.statusCode));
+      });
     });
     req.on('error', (error) => resolve(error.code ?? 'error'));
     req.setTimeout(5_000, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
@@ -92,7 +101,7 @@ async function main() {
   );
 
   for (let i = 0; ; i++) {
-    if ((await probe(`${url}/health`)) === '200') break;
+    if ((await probe(`${url}/health`)).startsWith('200')) break;
     if (i > 200 || child.exitCode !== null) throw new Error(`the demo did not start:\n${log.join('\n')}`);
     await sleep(100);
   }
@@ -141,16 +150,13 @@ async function main() {
   cannon.on('reqError', (error) => count(phaseOf(Date.now()), error.code ?? error.message));
   const cannonDone = new Promise((resolve) => cannon.on('done', resolve));
 
+  // A health check on a new connection every 100 ms, each on its own (a slow answer delays no other).
   const health = [];
-  let polling = true;
-  const poller = (async () => {
-    while (polling) {
-      const at = Date.now();
-      const outcome = await probe(`${url}/health`);
-      health.push({ at, outcome });
-      await sleep(100);
-    }
-  })();
+  const probes = [];
+  const poller = setInterval(() => {
+    const at = Date.now();
+    probes.push(probe(`${url}/health`).then((outcome) => health.push({ at, outcome })));
+  }, 100);
 
   await sleep(warmupMs);
   sigtermAt = Date.now();
@@ -159,15 +165,16 @@ async function main() {
   if (!exit) child.kill('SIGKILL');
   const exitAt = exit?.at ?? 0;
   const finalExit = exit ?? (await exited);
-  polling = false;
+  clearInterval(poller);
   cannon.stop();
-  await Promise.all([cannonDone, poller]);
+  await Promise.all([cannonDone, ...probes]);
 
   const since = (at) => (at ? `${at - sigtermAt} ms` : 'never');
-  const afterSigterm = health.filter((h) => h.at >= sigtermAt);
-  const first503 = afterSigterm.find((h) => h.outcome === '503');
+  const afterSigterm = health.filter((h) => h.at >= sigtermAt).sort((a, b) => a.at - b.at);
+  const first503 = afterSigterm.find((h) => h.outcome.startsWith('503'));
   const firstRefused = afterSigterm.find((h) => h.outcome === 'ECONNREFUSED');
-  const last200 = [...afterSigterm].reverse().find((h) => h.outcome === '200');
+  const last200 = [...afterSigterm].reverse().find((h) => h.outcome.startsWith('200'));
+  const tally = (list) => format(list.reduce((m, h) => m.set(h.outcome, (m.get(h.outcome) ?? 0) + 1), new Map()));
 
   const db = new Database(databasePath, { readonly: true });
   const ids = new Set(
@@ -197,9 +204,8 @@ async function main() {
     `/health (new connection every ~100 ms): last 200 ${since(last200?.at)}, first 503 ${since(first503?.at)}, ` +
       `first refused connection ${since(firstRefused?.at)} after SIGTERM`,
   );
-  console.log(
-    `/health after SIGTERM: ${format(afterSigterm.reduce((m, h) => m.set(h.outcome, (m.get(h.outcome) ?? 0) + 1), new Map()))}`,
-  );
+  console.log(`/health under load before SIGTERM: ${tally(health.filter((h) => h.at < sigtermAt))}`);
+  console.log(`/health after SIGTERM: ${tally(afterSigterm)}`);
   console.log(
     exit
       ? `exit: ${since(exitAt)} after SIGTERM (code ${finalExit.code}, signal ${finalExit.signal})`
