@@ -2,7 +2,8 @@
 // Measures the SIGTERM sequence of the ledger demo under autocannon: it starts the built demo on a
 // fresh database, loads it with keep-alive connections sending transfers, sends SIGTERM, keeps the
 // load and a /health poller (a new connection per check) going until the process exits, then
-// inspects the database. A health check's time is when it was sent. Prints the time to the first /health 503, to the first refused
+// inspects the database. A health check is placed before or after SIGTERM by when it was sent,
+// except that 'under load before SIGTERM' counts those answered before it. Prints the time to the first /health 503, to the first refused
 // connection and to exit, the answers by status and phase, and the database checks.
 // Usage: npm run sigterm:load -- [--connections 64] [--warmup-ms 3000] [--readiness-delay-ms 5000]
 //        [--grace-ms 10000] [--give-up-ms 30000]      (npm run sigterm:load builds the demo first)
@@ -79,7 +80,7 @@ function probe(url) {
 async function main() {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [join(root, 'dist', 'src', 'main.js')], {
+  const child = spawn(process.execPath, [join(root, process.env.DEMO_DIST ?? 'dist', 'src', 'main.js')], {
     cwd: root,
     env: {
       ...process.env,
@@ -155,7 +156,7 @@ async function main() {
   const probes = [];
   const poller = setInterval(() => {
     const at = Date.now();
-    probes.push(probe(`${url}/health`).then((outcome) => health.push({ at, outcome })));
+    probes.push(probe(`${url}/health`).then((outcome) => health.push({ at, answeredAt: Date.now(), outcome })));
   }, 100);
 
   await sleep(warmupMs);
@@ -204,7 +205,13 @@ async function main() {
     `/health (new connection every ~100 ms): last 200 ${since(last200?.at)}, first 503 ${since(first503?.at)}, ` +
       `first refused connection ${since(firstRefused?.at)} after SIGTERM`,
   );
-  console.log(`/health under load before SIGTERM: ${tally(health.filter((h) => h.at < sigtermAt))}`);
+  const beforeSigterm = health.filter((h) => h.answeredAt < sigtermAt);
+  const latencies = beforeSigterm.map((h) => h.answeredAt - h.at).sort((a, b) => a - b);
+  const pct = (q) => latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)] ?? 0;
+  console.log(
+    `/health answered under load before SIGTERM: ${tally(beforeSigterm)} (answer time p50 ${pct(0.5)} ms, ` +
+      `max ${pct(1)} ms)`,
+  );
   console.log(`/health after SIGTERM: ${tally(afterSigterm)}`);
   console.log(
     exit
