@@ -27,6 +27,8 @@ export class AppModule {
         WriteCoordinatorModule.forRoot({
           queueSize: config.writeQueueSize,
           timeoutMs: config.writeTimeoutMs,
+          readinessDelayMs: config.readinessDelayMs,
+          shutdownGraceMs: config.shutdownGraceMs,
           isGlobal: true,
         }),
         LedgerModule,

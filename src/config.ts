@@ -10,6 +10,10 @@ export interface DemoConfig {
   writeTimeoutMs: number;
   /** Capacity of the write queue. Env `WRITE_QUEUE_SIZE`, default 1024. */
   writeQueueSize: number;
+  /** On SIGTERM, how long `/health` answers 503 while the demo keeps serving (ms). Env `READINESS_DELAY_MS`, default 5000. */
+  readinessDelayMs?: number;
+  /** How long shutdown waits for queued writes (ms). Env `SHUTDOWN_GRACE_MS`, default 10000. */
+  shutdownGraceMs?: number;
 }
 
 /** Reads {@link DemoConfig} from `env`, failing with a clear message on a malformed number. */
@@ -19,6 +23,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     databasePath: resolve(env.DATABASE_PATH ?? join('data', 'ledger.db')),
     writeTimeoutMs: integer(env, 'WRITE_TIMEOUT_MS', 10_000),
     writeQueueSize: integer(env, 'WRITE_QUEUE_SIZE', 1024),
+    readinessDelayMs: integer(env, 'READINESS_DELAY_MS', 5_000),
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000),
   };
 }
 

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
+import { get as httpGet } from 'node:http';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { buildDemo, DemoProcess, startDemo } from './fixtures/demo-process';
+import { KeepAliveAnswer, keepAliveClient, stalledUpload } from './fixtures/keep-alive-client';
 import { tempDir } from './fixtures/temp-sqlite';
 
 /** RELIABILITY_HEAVY=1 runs the heavier variants (more crash cycles). */
@@ -34,7 +36,11 @@ describe('ledger demo process', () => {
 
   it('on SIGTERM answers every in-flight request, commits exactly the acknowledged transfers and exits', async () => {
     const databasePath = t.tmp.file('ledger.db');
-    const demo = (t.demo = await startDemo({ DATABASE_PATH: databasePath, WRITE_QUEUE_SIZE: '4096' }));
+    const demo = (t.demo = await startDemo({
+      DATABASE_PATH: databasePath,
+      WRITE_QUEUE_SIZE: '4096',
+      READINESS_DELAY_MS: '200', // keeps this test quick; the readiness delay has its own test below
+    }));
     const post = (path: string, body: unknown) =>
       fetch(demo.url + path, {
         method: 'POST',
@@ -212,6 +218,134 @@ describe('graceful shutdown of a service with ~1,000 queued jobs (SIGTERM)', () 
     console.info(
       `graceful shutdown: ${report.counts.ok} of 1000 queued jobs committed within ${graceMs} ms of grace, ` +
         `${report.counts.SHUTDOWN} rejected with SHUTDOWN and never run, exit after ${Math.round(exitMs)} ms`,
+    );
+  }, 60_000);
+});
+
+/** A GET on a new connection, as a load balancer's health check does; the status or the error code. */
+function probeFresh(url: string) {
+  return new Promise<number | string>((resolve) => {
+    const req = httpGet(url, { agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+  });
+}
+
+describe('SIGTERM under keep-alive load (readiness delay, drain, connections closed, exit)', () => {
+  const t = useTempDirAndDemo();
+
+  it('turns /health 503 while still serving, then stops accepting, drains, closes keep-alive connections and exits within the grace', async () => {
+    const readinessDelayMs = 600;
+    const graceMs = 2_000;
+    const databasePath = t.tmp.file('ledger.db');
+    const demo = (t.demo = await startDemo({
+      DATABASE_PATH: databasePath,
+      WRITE_QUEUE_SIZE: '4096',
+      READINESS_DELAY_MS: String(readinessDelayMs),
+      SHUTDOWN_GRACE_MS: String(graceMs),
+    }));
+    const port = Number(new URL(demo.url).port);
+    for (const name of ['a', 'b', 'c', 'd']) {
+      const res = await fetch(`${demo.url}/accounts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name, initialBalance: 100_000 }),
+      });
+      expect(res.status).toBe(201);
+    }
+
+    let exited = false;
+    let signalledAt = 0;
+    const answers: Array<KeepAliveAnswer & { id?: number }> = [];
+    // 16 keep-alive clients that send the next transfer the moment an answer arrives, until the process is gone.
+    const clients = Array.from({ length: 16 }, (_, client) => {
+      let i = 0;
+      return keepAliveClient(
+        port,
+        () => {
+          const from = 1 + ((client + i++) % 4);
+          return { method: 'POST', path: '/transfers', body: { fromId: from, toId: 1 + (from % 4), amount: 1 } };
+        },
+        (answer) =>
+          answers.push({
+            ...answer,
+            id: answer.status === 201 ? (JSON.parse(answer.body!) as { id: number }).id : undefined,
+          }),
+        () => exited,
+      );
+    });
+    // And one client stalled in the middle of its request, which nothing but a bounded grace closes.
+    const stalled = stalledUpload(port, '/transfers');
+    await stalled.connected;
+    const health: Array<{ sentAt: number; at: number; status: number | string }> = [];
+    // A health check on a new connection every 40 ms, each on its own (a slow answer delays no other).
+    const probes: Array<Promise<void>> = [];
+    const poller = setInterval(() => {
+      const sentAt = Date.now();
+      probes.push(
+        probeFresh(`${demo.url}/health`).then((status) => void health.push({ sentAt, at: Date.now(), status })),
+      );
+    }, 40);
+
+    // Load for 300 ms, and until a health check has answered 200 under it.
+    const loadedSince = Date.now();
+    while (Date.now() - loadedSince < 300 || !health.some((h) => h.status === 200)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    signalledAt = Date.now();
+    demo.child.kill('SIGTERM');
+    const bound = readinessDelayMs + graceMs + 1_000;
+    let giveUp: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([
+      demo.exited,
+      new Promise<undefined>((resolve) => (giveUp = setTimeout(() => resolve(undefined), bound + 5_000))),
+    ]);
+    clearTimeout(giveUp);
+    exited = true;
+    clearInterval(poller);
+    await Promise.all([...clients, ...probes]);
+
+    // The process exits, within readinessDelayMs + shutdownGraceMs + 1 s of SIGTERM.
+    expect(exit).toBeDefined();
+    expect(exit!.signal === 'SIGTERM' || exit!.code === 0).toBe(true);
+    expect(exit!.at - signalledAt).toBeLessThan(bound);
+
+    // Readiness turns 503 first, on connections still accepted; refusals come only after it.
+    const afterSignal = health.filter((h) => h.sentAt >= signalledAt).sort((a, b) => a.sentAt - b.sentAt);
+    const first503 = afterSignal.findIndex((h) => h.status === 503);
+    const firstRefused = afterSignal.findIndex((h) => h.status === 'ECONNREFUSED');
+    expect(first503).toBeGreaterThanOrEqual(0);
+    if (firstRefused >= 0) expect(first503).toBeLessThan(firstRefused);
+    // Half-way through the readiness delay, new connections are still accepted and health answers 503.
+    const midDelay = afterSignal.filter(
+      (h) => h.sentAt - signalledAt >= readinessDelayMs / 2 && h.sentAt - signalledAt < readinessDelayMs,
+    );
+    expect(midDelay.map((h) => h.status)).toContain(503);
+    // Writes sent after health turned 503 are still served and acknowledged.
+    const notReadyAt = afterSignal[first503].at;
+    expect(answers.filter((a) => a.sentAt > notReadyAt && a.status === 201).length).toBeGreaterThan(0);
+    // The stalled request's connection was closed by the end of the grace.
+    expect(['CLOSED', 'ECONNRESET']).toContain(await stalled.ended);
+    // Only created, refused (503 while draining) or network errors once the server closes.
+    expect(answers.filter((a) => typeof a.status === 'number' && a.status !== 201 && a.status !== 503)).toEqual([]);
+
+    const acknowledged = answers.flatMap((a) => (a.id === undefined ? [] : [a.id]));
+    const ledger = inspectLedger(databasePath);
+    expect(acknowledged.filter((id) => !ledger.ids.has(id))).toEqual([]); // every 201 is committed
+    expect(ledger.ids.size).toBe(acknowledged.length); // and nothing else
+    expect(ledger.total).toBe(400_000);
+    expect(ledger.integrity).toBe('ok');
+    const count = (list: Array<{ status: number | string }>) =>
+      Object.entries(list.reduce<Record<string, number>>((m, a) => ({ ...m, [a.status]: (m[a.status] ?? 0) + 1 }), {}))
+        .map(([status, n]) => `${status}: ${n}`)
+        .join(', ');
+    console.info(
+      `SIGTERM under keep-alive load: /health 503 ${notReadyAt - signalledAt} ms after SIGTERM, ` +
+        `exit after ${exit!.at - signalledAt} ms (readinessDelayMs ${readinessDelayMs}, shutdownGraceMs ${graceMs}); ` +
+        `transfers after SIGTERM: ${count(answers.filter((a) => a.at >= signalledAt))}; ` +
+        `/health after SIGTERM: ${count(afterSignal)}; ${acknowledged.length} acknowledged = ${ledger.ids.size} committed`,
     );
   }, 60_000);
 });

@@ -11,7 +11,10 @@ export class HealthController {
     private readonly coordinator: WriteCoordinator,
   ) {}
 
-  /** Readiness: 503 while the coordinator drains or is stopped, saturated or stalled, or the database is down. */
+  /**
+   * Readiness: 503 from the first moment of a SIGTERM (readiness delay) and while the coordinator drains or is
+   * stopped, saturated or stalled, or the database is down; 200 `degraded` while the event loop lags.
+   */
   @Get('health')
   @HealthCheck()
   check() {

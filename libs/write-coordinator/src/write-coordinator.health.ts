@@ -1,10 +1,12 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
-import { InvalidOptionsError } from './errors';
+import { EventLoopDelay, EventLoopMonitor } from './event-loop-monitor';
 import { getWriteCoordinatorToken } from './inject-write-coordinator.decorator';
 import { DEFAULT_COORDINATOR_NAME } from './write-coordinator.constants';
+import { OPTION_CHECKS, OptionCheck, validateFields } from './write-coordinator.options';
 import type { CoordinatorMetrics, WriteCoordinator } from './write-coordinator.service';
+import { WriteCoordinatorShutdown } from './write-coordinator.shutdown';
 
 /** Thresholds of {@link WriteCoordinatorHealthIndicator.isHealthy}. */
 export interface WriteCoordinatorHealthOptions {
@@ -14,15 +16,41 @@ export interface WriteCoordinatorHealthOptions {
   maxQueueRatio?: number;
   /** Down when the running job or the oldest waiting one has waited longer (ms). @default 30000 */
   maxStallMs?: number;
+  /**
+   * Degraded (HTTP 200, overall status `degraded`) when the event loop's p99 delay over the last
+   * 1–2 s exceeds this many ms: every request, health checks included, waits that long for the
+   * process before it is even looked at, which neither the queue nor deadlines see. @default 100
+   */
+  degradedEventLoopDelayMs?: number;
+  /** Down (503) when the event loop's p99 delay over the last 1–2 s exceeds this many ms. @default 1000 */
+  maxEventLoopDelayMs?: number;
 }
 
-const DEFAULT_HEALTH = { maxQueueRatio: 1, maxStallMs: 30_000 } as const;
+const DEFAULT_HEALTH = {
+  maxQueueRatio: 1,
+  maxStallMs: 30_000,
+  degradedEventLoopDelayMs: 100,
+  maxEventLoopDelayMs: 1_000,
+} as const;
+
+/** One validator per threshold, from the module options' table (same ranges, same messages). */
+const HEALTH_CHECKS: Record<keyof typeof DEFAULT_HEALTH, OptionCheck> = {
+  maxQueueRatio: OPTION_CHECKS.ratio,
+  maxStallMs: OPTION_CHECKS.positiveFinite,
+  degradedEventLoopDelayMs: OPTION_CHECKS.positiveFinite,
+  maxEventLoopDelayMs: OPTION_CHECKS.positiveFinite,
+};
+
+type Thresholds = { -readonly [K in keyof typeof DEFAULT_HEALTH]: number };
 
 /**
  * Terminus health indicator of a coordinator: `down` (503 through `HealthCheckService`) when it is
- * not ready, draining or stopped, when its queue is at or above `maxQueueRatio` of capacity, or
- * when a job has been running or waiting longer than `maxStallMs`; `up` otherwise. The details
- * always carry the metrics snapshot. It reports; it never throws for an unhealthy coordinator.
+ * not ready, shutting down (from the start of the readiness delay), draining or stopped, when its
+ * queue is at or above `maxQueueRatio` of capacity, when a job has been running or waiting longer
+ * than `maxStallMs`, or when the event loop lags more than `maxEventLoopDelayMs`; `degraded` (still
+ * 200) when the event loop lags more than `degradedEventLoopDelayMs`; `up` otherwise. The details
+ * always carry the metrics snapshot and the event-loop delay. It reports; it never throws for an
+ * unhealthy coordinator.
  *
  * @example
  * @Get('health')
@@ -32,11 +60,24 @@ const DEFAULT_HEALTH = { maxQueueRatio: 1, maxStallMs: 30_000 } as const;
  * }
  */
 @Injectable()
-export class WriteCoordinatorHealthIndicator {
+export class WriteCoordinatorHealthIndicator implements OnModuleInit, OnApplicationShutdown {
+  private readonly eventLoop = new EventLoopMonitor();
+
   constructor(
     private readonly health: HealthIndicatorService,
     private readonly moduleRef: ModuleRef,
+    @Optional() private readonly shutdown?: WriteCoordinatorShutdown,
   ) {}
+
+  /** @internal Starts measuring the event-loop delay. */
+  onModuleInit(): void {
+    this.eventLoop.start();
+  }
+
+  /** @internal Stops measuring. */
+  onApplicationShutdown(): void {
+    this.eventLoop.stop();
+  }
 
   /**
    * @param key the key of this indicator in the health report. @default 'writeCoordinator'
@@ -46,33 +87,32 @@ export class WriteCoordinatorHealthIndicator {
     key = 'writeCoordinator',
     options: WriteCoordinatorHealthOptions = {},
   ): Promise<HealthIndicatorResult> {
+    validateFields(HEALTH_CHECKS, options, 'WriteCoordinatorHealthIndicator');
+    const thresholds: Thresholds = { ...DEFAULT_HEALTH };
+    for (const field of Object.keys(DEFAULT_HEALTH) as Array<keyof Thresholds>) {
+      thresholds[field] = options[field] ?? DEFAULT_HEALTH[field];
+    }
     const name = options.coordinator ?? DEFAULT_COORDINATOR_NAME;
-    const maxQueueRatio = options.maxQueueRatio ?? DEFAULT_HEALTH.maxQueueRatio;
-    const maxStallMs = options.maxStallMs ?? DEFAULT_HEALTH.maxStallMs;
-    if (!(typeof maxQueueRatio === 'number' && maxQueueRatio > 0 && maxQueueRatio <= 1)) {
-      throw new InvalidOptionsError(
-        'maxQueueRatio',
-        'a number in (0, 1]',
-        maxQueueRatio,
-        'WriteCoordinatorHealthIndicator',
-      );
-    }
-    if (!(typeof maxStallMs === 'number' && maxStallMs > 0)) {
-      throw new InvalidOptionsError(
-        'maxStallMs',
-        'a number of ms greater than 0',
-        maxStallMs,
-        'WriteCoordinatorHealthIndicator',
-      );
-    }
     const indicator = this.health.check(key);
     const coordinator = this.find(name);
     if (!coordinator)
       return indicator.down({ coordinator: name, reason: `no coordinator named '${name}' is registered` });
 
-    const metrics = coordinator.metrics();
-    const reason = unhealthyReason(coordinator, metrics, maxQueueRatio, maxStallMs);
-    return reason === undefined ? indicator.up({ ...metrics }) : indicator.down({ ...metrics, reason });
+    const details = { ...coordinator.metrics(), eventLoop: this.eventLoop.snapshot() };
+    const down = this.downReason(coordinator, details, thresholds);
+    if (down !== undefined) return indicator.down({ ...details, reason: down });
+    const degraded = degradedReason(details.eventLoop, thresholds);
+    return degraded === undefined ? indicator.up(details) : indicator.degraded({ ...details, reason: degraded });
+  }
+
+  private downReason(
+    coordinator: WriteCoordinator,
+    details: CoordinatorMetrics & { eventLoop: EventLoopDelay },
+    thresholds: Thresholds,
+  ): string | undefined {
+    const phase = this.shutdown?.phase ?? 'serving';
+    if (phase !== 'serving') return `the application is shutting down (${phase})`;
+    return unhealthyReason(coordinator, details, thresholds);
   }
 
   private find(name: string): WriteCoordinator | undefined {
@@ -86,9 +126,8 @@ export class WriteCoordinatorHealthIndicator {
 
 function unhealthyReason(
   coordinator: WriteCoordinator,
-  metrics: CoordinatorMetrics,
-  maxQueueRatio: number,
-  maxStallMs: number,
+  metrics: CoordinatorMetrics & { eventLoop: EventLoopDelay },
+  { maxQueueRatio, maxStallMs, maxEventLoopDelayMs }: Thresholds,
 ): string | undefined {
   if (metrics.state !== 'running') return `coordinator is ${metrics.state}`;
   if (!coordinator.isReady) return 'coordinator is not initialised yet';
@@ -105,5 +144,18 @@ function unhealthyReason(
   if (metrics.oldestWaitMs > maxStallMs) {
     return `oldest waiting job stalled for ${Math.round(metrics.oldestWaitMs)} ms (maxStallMs ${maxStallMs})`;
   }
+  if (metrics.eventLoop.p99 > maxEventLoopDelayMs) {
+    return eventLoopReason(metrics.eventLoop, 'maxEventLoopDelayMs', maxEventLoopDelayMs);
+  }
   return undefined;
+}
+
+function degradedReason(eventLoop: EventLoopDelay, { degradedEventLoopDelayMs }: Thresholds): string | undefined {
+  return eventLoop.p99 > degradedEventLoopDelayMs
+    ? eventLoopReason(eventLoop, 'degradedEventLoopDelayMs', degradedEventLoopDelayMs)
+    : undefined;
+}
+
+function eventLoopReason(eventLoop: EventLoopDelay, threshold: string, ms: number): string {
+  return `event loop overloaded: p99 delay ${eventLoop.p99} ms over the last ${eventLoop.windowMs}–${2 * eventLoop.windowMs} ms (${threshold} ${ms})`;
 }

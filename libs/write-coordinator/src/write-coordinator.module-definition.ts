@@ -9,6 +9,7 @@ import { SerializedWriteExplorer } from './serialized-write.explorer';
 import { CoordinatorNameGuard } from './write-coordinator.name-guard';
 import { DEFAULT_COORDINATOR_NAME, RESOLVED_OPTIONS } from './write-coordinator.constants';
 import { WriteCoordinatorHealthIndicator } from './write-coordinator.health';
+import { WriteCoordinatorShutdown } from './write-coordinator.shutdown';
 import {
   resolveWriteCoordinatorOptions,
   ResolvedWriteCoordinatorOptions,
@@ -82,6 +83,7 @@ function withCoordinatorProviders(definition: DynamicModule, extras: WriteCoordi
       inject: [ModuleRef],
     },
     HealthIndicatorService,
+    WriteCoordinatorShutdown,
     WriteCoordinatorHealthIndicator,
   ];
   return {

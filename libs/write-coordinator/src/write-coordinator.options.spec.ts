@@ -28,6 +28,17 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
     { shutdownGraceMs: -1 },
     'shutdownGraceMs must be a finite number of ms, 0 or more (received -1, number)',
   ],
+  [
+    'readinessDelayMs',
+    { readinessDelayMs: -1 },
+    'readinessDelayMs must be a finite number of ms, 0 or more (received -1, number)',
+  ],
+  [
+    'readinessDelayMs',
+    { readinessDelayMs: Infinity },
+    'readinessDelayMs must be a finite number of ms, 0 or more (received Infinity, number)',
+  ],
+  ['gracefulHttpShutdown', { gracefulHttpShutdown: 0 }, 'gracefulHttpShutdown must be a boolean (received 0, number)'],
   ['publisher', { publisher: {} }, 'publisher must be an object with a publish(change) method (received object)'],
   [
     'writesOutsideJobs',
@@ -77,6 +88,8 @@ describe('resolveWriteCoordinatorOptions', () => {
       timeoutMs: 50,
       isGlobal: true,
       shutdownGraceMs: 0,
+      readinessDelayMs: 0,
+      gracefulHttpShutdown: false,
       writesOutsideJobs: 'throw',
       readIsolation: false,
       synchronous: 'NORMAL',

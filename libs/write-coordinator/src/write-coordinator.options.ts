@@ -65,6 +65,23 @@ export interface WriteCoordinatorOptions {
    */
   shutdownGraceMs?: number;
   /**
+   * On SIGTERM (what orchestrators send), how long the health indicator reports the instance down
+   * (503, "not ready") while the app keeps serving every request, so that load balancers take it
+   * out of rotation before it stops accepting connections and drains. Only a SIGTERM shutdown
+   * waits: SIGINT (Ctrl-C) and `app.close()` skip it. With several coordinators the largest wins.
+   * @default 5000
+   */
+  readinessDelayMs?: number;
+  /**
+   * When the app has an HTTP server (read through `HttpAdapterHost`), let the coordinator manage its
+   * shutdown: responses carry `Connection: close` from the signal on; after the readiness delay the
+   * server stops accepting connections and its idle keep-alive connections are closed; connections
+   * still open `shutdownGraceMs + 1 s` later are closed, so the process exits within
+   * `readinessDelayMs + shutdownGraceMs + 1 s`. `false` leaves the HTTP server to Nest alone.
+   * @default true
+   */
+  gracefulHttpShutdown?: boolean;
+  /**
    * Receives an after-commit notification for every committed `submit()` request, in commit
    * order (the seed's change publisher). Its failures are logged, never fail the write.
    * @default publishes `WriteCoordinatorEvents.Change` on EventEmitter2 when the app has one
@@ -150,6 +167,8 @@ export interface ResolvedWriteCoordinatorOptions {
   readonly timeoutMs: number | undefined;
   readonly isGlobal: boolean;
   readonly shutdownGraceMs: number;
+  readonly readinessDelayMs: number;
+  readonly gracefulHttpShutdown: boolean;
   readonly publisher: ChangePublisher | undefined;
   readonly writesOutsideJobs: OutsideWriteMode;
   readonly readIsolation: boolean;
@@ -172,6 +191,8 @@ export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
   timeoutMs: undefined,
   isGlobal: false,
   shutdownGraceMs: 10_000,
+  readinessDelayMs: 5_000,
+  gracefulHttpShutdown: true,
   publisher: undefined,
   writesOutsideJobs: 'serialize',
   readIsolation: true,
@@ -218,6 +239,8 @@ const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
   timeoutMs: positiveFinite,
   isGlobal: boolean,
   shutdownGraceMs: nonNegativeFinite,
+  readinessDelayMs: nonNegativeFinite,
+  gracefulHttpShutdown: boolean,
   publisher: (v) =>
     typeof v === 'object' && v !== null && typeof (v as ChangePublisher).publish === 'function'
       ? undefined
@@ -286,6 +309,37 @@ export function validateCallOptions(
   }
   if (options.label !== undefined && typeof options.label !== 'string') {
     throw new InvalidOptionsError('label', 'a string', options.label, context);
+  }
+}
+
+/** @internal A validator: `undefined` when `value` is valid, else what was expected. */
+export type OptionCheck = (value: unknown) => string | undefined;
+
+/**
+ * @internal The validators of the module options, for the other option tables (the health
+ * indicator's thresholds), so every range check and message is written once.
+ */
+export const OPTION_CHECKS = Object.freeze({
+  positiveFinite,
+  nonNegativeFinite,
+  ratio: ((v) => (typeof v === 'number' && v > 0 && v <= 1 ? undefined : 'a number in (0, 1]')) satisfies OptionCheck,
+});
+
+/**
+ * @internal Validates the defined fields of `values` against `checks`, with the module options'
+ * messages (field, expectation, value, prefixed by `context`).
+ * @throws {InvalidOptionsError}
+ */
+export function validateFields<K extends string>(
+  checks: Record<K, OptionCheck>,
+  values: Partial<Record<K, unknown>>,
+  context: string,
+): void {
+  for (const field of Object.keys(checks) as K[]) {
+    const value = values[field];
+    if (value === undefined) continue;
+    const expected = checks[field](value);
+    if (expected) throw new InvalidOptionsError(field, expected, value, context);
   }
 }
 

@@ -14,6 +14,7 @@ import { settlesWithin } from './settles-within';
 import { StorageHealth, StorageStatus } from './storage-health';
 import { BatchMetrics, BatchStats } from './batch-stats';
 import { WriteHandlerRegistry } from './write-handler.registry';
+import { WriteCoordinatorShutdown } from './write-coordinator.shutdown';
 import { requestProblem } from './write-request.validation';
 import type { WriterGate } from './writer-gate';
 import { EnqueueOptions, JobContext, QueueMetrics, WriteQueue, WriteQueueState } from './write-queue';
@@ -237,11 +238,22 @@ export class WriteCoordinator implements OnModuleInit, BeforeApplicationShutdown
   }
 
   /**
-   * @internal Drains for at most `shutdownGraceMs`, then shuts down; runs before
-   * `@nestjs/typeorm` destroys the DataSource (in `onApplicationShutdown`).
+   * @internal Waits for the application's readiness delay (on SIGTERM: health reports 503 while
+   * the app keeps serving; then the HTTP server stops accepting connections), drains for at most
+   * `shutdownGraceMs`, then shuts down; runs before `@nestjs/typeorm` destroys the DataSource (in
+   * `onApplicationShutdown`).
    */
-  async beforeApplicationShutdown(): Promise<void> {
-    if (await settlesWithin(this.drain(), this.options.shutdownGraceMs)) return;
+  async beforeApplicationShutdown(signal?: string): Promise<void> {
+    await this.moduleRef.get(WriteCoordinatorShutdown, { strict: true }).beforeDrain(signal);
+    const startedAt = performance.now();
+    const { queueDepth: queuedAtStart, running: runningAtStart } = this.queue.metrics();
+    if (await settlesWithin(this.drain(), this.options.shutdownGraceMs)) {
+      this.logger.log(
+        `writes drained: ${queuedAtStart + runningAtStart} job(s) queued or running at the start, ` +
+          `all finished in ${Math.round(performance.now() - startedAt)} ms`,
+      );
+      return;
+    }
     const { queueDepth, running } = this.queue.metrics();
     this.logger.warn(
       `drain did not finish within shutdownGraceMs=${this.options.shutdownGraceMs}; ` +
