@@ -138,7 +138,8 @@ export class TransactionScope {
         // Still inside the frame: subscribers' BeforeTransactionCommit writes join the transaction.
         await frames.run(frame, () => gate.original.commitTransaction());
       } catch (error) {
-        throw ownFailure('could not commit its transaction; nothing was written', error, ctx);
+        // A held transaction's COMMIT is its caller's own commitTransaction(): TypeORM's error, as is.
+        throw frame.held ? error : ownFailure('could not commit its transaction; nothing was written', error, ctx);
       }
       frame.open = false;
       if (gate.inTransaction) throw levelsLeftOpen(ctx);

@@ -255,6 +255,46 @@ describe('WriteQueue', () => {
     });
   });
 
+  describe('deadlines while the event loop is busy (timers cannot fire)', () => {
+    /** Blocks the event loop for `ms`: the deadline timers of other jobs cannot fire meanwhile. */
+    const busy = (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until);
+    };
+
+    it('never starts a queued job whose deadline passed while the running job blocked the loop', async () => {
+      const q = queue();
+      const ran = jest.fn();
+      const first = q.enqueue(async () => {
+        await Promise.resolve(); // the next job is queued by then
+        busy(60);
+        return 'first';
+      });
+      const late = q.enqueue(ran, { timeoutMs: 20 });
+      await expect(first).resolves.toBe('first');
+      await expect(late).rejects.toMatchObject({ code: 'TIMEOUT' });
+      expect(ran).not.toHaveBeenCalled();
+      expect(q.metrics()).toMatchObject({ timedOut: 1, completed: 1 });
+      expectBalanced(q);
+    });
+
+    it('refuses the commit of a job whose synchronous work ran past its deadline', async () => {
+      const q = queue();
+      let claimed: boolean | undefined;
+      const job = q.enqueue(
+        (ctx) => {
+          busy(40);
+          claimed = ctx.claimCommit();
+          return 'late';
+        },
+        { timeoutMs: 10 },
+      );
+      await expect(job).rejects.toMatchObject({ code: 'TIMEOUT' });
+      expect(claimed).toBe(false);
+      expectBalanced(q);
+    });
+  });
+
   describe('drain()', () => {
     it('refuses new work with DRAINING, finishes every queued job, then stops', async () => {
       const q = queue();

@@ -158,6 +158,8 @@ class Job<T = unknown> implements ListNode<Job>, JobContext, JobInfo {
   startedAt = 0;
   deadlineAt: number | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Expires the job at once (its deadline passed before its timer could fire). */
+  expireLate: ((job: Job) => void) | undefined = undefined;
   /** Told when the caller is rejected while the job runs (see {@link TakenJob.onEndedEarly}). */
   endedEarly: ((error: unknown) => void) | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
@@ -206,6 +208,9 @@ class Job<T = unknown> implements ListNode<Job>, JobContext, JobInfo {
   }
 
   claimCommit(): boolean {
+    // A deadline whose timer could not fire yet (the event loop was busy, e.g. synchronous work)
+    // is still a deadline: the job is expired now rather than committed late.
+    if (this.timer !== undefined && performance.now() >= this.deadlineAt!) this.expireLate?.(this as Job);
     if (this.endReason !== EndReason.None || this.phase === Phase.Done) return false;
     this.phase = Phase.Committing;
     this.disarm();
@@ -292,6 +297,7 @@ export class WriteQueue {
     if (timeoutMs !== undefined) {
       job.deadlineAt = now + timeoutMs;
       job.timer = setTimeout(() => this.expire(job as Job), timeoutMs);
+      job.expireLate = this.expireLate;
     }
     if (signal) {
       job.onAbort = () => this.cancel(job as Job);
@@ -365,6 +371,7 @@ export class WriteQueue {
    * running job). Aborted or expired jobs are no longer in the queue, so they are never taken.
    */
   takeNext(): TakenJob | undefined {
+    this.dropExpiredHead();
     const job = this.queue.peek();
     if (this.active === null || job === null || !job.batchable) return undefined;
     this.queue.shift();
@@ -493,6 +500,7 @@ export class WriteQueue {
   /** Starts the next job unless one is running. The only place that sets `active`. */
   private pump(): void {
     if (this.active !== null) return;
+    this.dropExpiredHead();
     const job = this.queue.shift();
     if (job === null) return;
     this.active = job;
@@ -564,6 +572,23 @@ export class WriteQueue {
     if (this.active !== null) return;
     this.notify('queueDrained');
     this.settleIfIdle();
+  }
+
+  /** {@link Job.expireLate}, shared by every job of this queue. */
+  private readonly expireLate = (job: Job): void => {
+    if (job.timer !== undefined) clearTimeout(job.timer);
+    this.expire(job);
+  };
+
+  /**
+   * Expires the jobs at the head of the queue whose deadline passed although their timer has not
+   * fired yet (the event loop was busy): they must never start.
+   */
+  private dropExpiredHead(): void {
+    for (let job = this.queue.peek(); job !== null; job = this.queue.peek()) {
+      if (job.timer === undefined || performance.now() < job.deadlineAt!) return;
+      this.expireLate(job);
+    }
   }
 
   private expire(job: Job): void {
