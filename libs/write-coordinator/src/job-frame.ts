@@ -36,6 +36,10 @@ export interface JobRun {
    * this error, so that nothing it does afterwards can land in another job's transaction.
    */
   abandoned: unknown;
+  /** Settles one in-flight statement and passes its value on (made once per job, not per statement). */
+  readonly passValue: <T>(value: T) => T;
+  /** Settles one in-flight statement and rethrows its error. */
+  readonly passError: (error: unknown) => never;
 }
 
 /**
@@ -81,7 +85,20 @@ export const NO_JOB: WriteJob = Object.freeze({
 
 /** @internal A fresh {@link JobRun}. */
 export function newJobRun(): JobRun {
-  return { inFlight: 0, quietWaiters: [], abandoned: undefined };
+  const run: JobRun = {
+    inFlight: 0,
+    quietWaiters: [],
+    abandoned: undefined,
+    passValue: (value) => {
+      settled(run);
+      return value;
+    },
+    passError: (error) => {
+      settled(run);
+      throw error;
+    },
+  };
+  return run;
 }
 
 /**
@@ -110,16 +127,7 @@ export function admitStep<T>(run: JobRun, step: () => Promise<T>): Promise<T> {
     settled(run);
     return Promise.reject(error);
   }
-  return result.then(
-    (value) => {
-      settled(run);
-      return value;
-    },
-    (error: unknown) => {
-      settled(run);
-      throw error;
-    },
-  );
+  return result.then(run.passValue, run.passError);
 }
 
 /** @internal Resolves once no statement of the job is in flight. */
