@@ -58,6 +58,7 @@ export {
   QueueFullError,
   ShutdownError,
   TimeoutError,
+  TransactionControlError,
   WriteCoordinatorError,
   WriteOutsideJobError,
 } from './errors';
