@@ -11,7 +11,7 @@ import {
   QueueSaturatedEvent,
   WriteCoordinatorEvents as Events,
 } from './write-coordinator.events';
-import type { JobInfo, WriteQueueObserver } from './write-queue';
+import type { JobInfo, WriteQueueObserver } from './queue/write-queue';
 
 /**
  * @internal Turns the queue's state changes into EventEmitter2 events. The queue calls it after

@@ -4,8 +4,8 @@ import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { InvalidOptionsError } from './errors';
 import { eventEmitterToken } from './optional-event-emitter';
-import { getWriteCoordinatorToken } from './inject-write-coordinator.decorator';
-import { SerializedWriteExplorer } from './serialized-write.explorer';
+import { getWriteCoordinatorToken } from './decorators/inject-write-coordinator.decorator';
+import { SerializedWriteExplorer } from './write-coordinator.explorer';
 import { CoordinatorNameGuard } from './write-coordinator.name-guard';
 import { DEFAULT_COORDINATOR_NAME, RESOLVED_OPTIONS } from './write-coordinator.constants';
 import { WriteCoordinatorHealthIndicator } from './write-coordinator.health';
@@ -14,7 +14,7 @@ import {
   resolveWriteCoordinatorOptions,
   ResolvedWriteCoordinatorOptions,
   WriteCoordinatorOptions,
-} from './write-coordinator.options';
+} from './core/coordinator-options';
 import { WriteCoordinator } from './write-coordinator.service';
 
 /** Options the `forRootAsync()` factory returns: everything but the static `name` and `isGlobal`. */

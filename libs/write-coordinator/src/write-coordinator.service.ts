@@ -2,22 +2,22 @@ import { BeforeApplicationShutdown, Logger, OnApplicationShutdown, OnModuleInit 
 import type { ModuleRef } from '@nestjs/core';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import type { DataSource } from 'typeorm';
-import { ChangePublisher, createEventEmitterPublisher, WriteChange, WriteRequestMeta } from './change-publisher';
-import { topicOf } from './change-topics';
-import { attachToDataSource, DataSourceAttachment } from './data-source-attachment';
+import { ChangePublisher, createEventEmitterPublisher, WriteChange, WriteRequestMeta } from './changes/change-publisher';
+import { topicOf } from './changes/change-topics';
+import { attachToDataSource, DataSourceAttachment } from './typeorm/data-source-attachment';
 import { CoordinatorNotReadyError, InvalidParamsError, WriteCoordinatorError } from './errors';
-import { TransactionScope, WriteWork } from './transaction-scope';
-import { ResolvedWriteCoordinatorOptions, validateCallOptions } from './write-coordinator.options';
+import { TransactionScope, WriteWork } from './transaction/transaction-scope';
+import { ResolvedWriteCoordinatorOptions, validateCallOptions } from './core/coordinator-options';
 import { createEventBridge } from './write-coordinator.event-bridge';
 import { resolveDataSource } from './write-coordinator.data-source';
-import { settlesWithin } from './settles-within';
-import { StorageHealth, StorageStatus } from './storage-health';
-import { BatchMetrics, BatchStats } from './batch-stats';
-import { WriteHandlerRegistry } from './write-handler.registry';
+import { settlesWithin } from './core/settles-within';
+import { StorageHealth, StorageStatus } from './sqlite/storage-health';
+import { BatchMetrics, BatchStats } from './core/batch-stats';
+import { WriteHandlerRegistry } from './submit/write-handler.registry';
 import { WriteCoordinatorShutdown } from './write-coordinator.shutdown';
-import { requestProblem } from './write-request.validation';
-import type { WriterGate } from './writer-gate';
-import { EnqueueOptions, JobContext, QueueMetrics, WriteQueue, WriteQueueState } from './write-queue';
+import { requestProblem } from './submit/write-request.validation';
+import type { WriterGate } from './transaction/writer-connection';
+import { EnqueueOptions, JobContext, QueueMetrics, WriteQueue, WriteQueueState } from './queue/write-queue';
 
 /** Per-call options of `run()`, `submit()` and decorated methods. */
 export interface WriteOptions {

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { WriteCoordinatorError } from './errors';
+import { WriteCoordinatorError } from '../errors';
 import { QueueMetrics, WhenFull, WriteQueue } from './write-queue';
 
 /**

@@ -1,8 +1,8 @@
 import { DataSource } from 'typeorm';
-import { InvalidOptionsError } from './errors';
-import type { ChangePublisher } from './change-publisher';
-import type { TopicMapping } from './change-topics';
-import type { WhenFull } from './write-queue';
+import { InvalidOptionsError } from '../errors';
+import type { ChangePublisher } from '../changes/change-publisher';
+import type { TopicMapping } from '../changes/change-topics';
+import type { WhenFull } from '../queue/write-queue';
 
 /**
  * What happens to a TypeORM write issued outside a coordinator job (a `repo.save()` in a

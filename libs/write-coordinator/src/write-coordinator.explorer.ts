@@ -1,13 +1,13 @@
 import { Logger, OnModuleInit } from '@nestjs/common';
 import type { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import type { AttachedCoordinators, SerializedWriteMetadata } from './serialized-write.decorator';
+import type { AttachedCoordinators, SerializedWriteMetadata } from './decorators/serialized-write.decorator';
 import {
   ATTACHED_COORDINATORS,
   SERIALIZED_WRITE_METADATA,
   WRITE_HANDLER_METADATA,
 } from './write-coordinator.constants';
 import type { WriteCoordinator } from './write-coordinator.service';
-import type { WriteHandlerMetadata } from './write-handler.decorator';
+import type { WriteHandlerMetadata } from './decorators/write-handler.decorator';
 
 /**
  * @internal At bootstrap, finds providers and controllers with `@SerializedWrite` methods for this

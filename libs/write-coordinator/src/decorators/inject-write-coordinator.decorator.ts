@@ -1,6 +1,6 @@
 import { Inject } from '@nestjs/common';
-import { DEFAULT_COORDINATOR_NAME } from './write-coordinator.constants';
-import { WriteCoordinator } from './write-coordinator.service';
+import { DEFAULT_COORDINATOR_NAME } from '../write-coordinator.constants';
+import { WriteCoordinator } from '../write-coordinator.service';
 
 /**
  * The injection token of a coordinator: the `WriteCoordinator` class for the default one, a

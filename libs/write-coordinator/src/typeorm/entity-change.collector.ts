@@ -7,9 +7,9 @@ import type {
   SoftRemoveEvent,
   UpdateEvent,
 } from 'typeorm';
-import type { EntityChange, EntityOperation, WriteChange } from './change-publisher';
-import { entityTopic } from './change-topics';
-import type { TransactionScope } from './transaction-scope';
+import type { EntityChange, EntityOperation, WriteChange } from '../changes/change-publisher';
+import { entityTopic } from '../changes/change-topics';
+import type { TransactionScope } from '../transaction/transaction-scope';
 
 /**
  * @internal A TypeORM subscriber that records the entity rows written inside a job of one

@@ -1,4 +1,4 @@
-import { describeValue } from './errors/invalid-options.error';
+import { describeValue } from '../errors/invalid-options.error';
 
 const META_FIELDS = ['requestId', 'source', 'timestamp'] as const;
 

@@ -6,10 +6,10 @@ import {
   InvalidOptionsError,
   MethodNotFoundError,
   WriteCoordinatorError,
-} from './errors';
-import { isBusy, isConflict, sqliteCode } from './sqlite-error';
+} from '../errors';
+import { isBusy, isConflict, sqliteCode } from '../sqlite/sqlite-error';
 import { jsonSize } from './write-request.validation';
-import type { WriteJob } from './transaction-scope';
+import type { WriteJob } from '../transaction/transaction-scope';
 
 /** A `@WriteHandler` method bound to its instance. */
 export type WriteHandlerFn = (params: unknown, manager: EntityManager) => unknown;

@@ -1,6 +1,6 @@
 import type { Database } from 'better-sqlite3';
-import { InvalidOptionsError } from './errors';
-import type { SynchronousLevel } from './write-coordinator.options';
+import { InvalidOptionsError } from '../errors';
+import type { SynchronousLevel } from '../core/coordinator-options';
 
 /** @internal The PRAGMAs the coordinator owns on the writing connection. */
 export interface WriterPragmas {

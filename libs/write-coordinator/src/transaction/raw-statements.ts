@@ -1,6 +1,6 @@
 import type { Database, RunResult, Statement } from 'better-sqlite3';
-import { InternalError, TransactionControlError } from './errors';
-import { firstKeyword, statementKind } from './sql-statement';
+import { InternalError, TransactionControlError } from '../errors';
+import { firstKeyword, statementKind } from '../sqlite/sql-statement';
 
 /** How many prepared statements a coordinator keeps (one per distinct SQL text). */
 const CACHE_SIZE = 256;

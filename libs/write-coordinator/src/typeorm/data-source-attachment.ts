@@ -1,14 +1,14 @@
 import type { DataSource } from 'typeorm';
-import type { WriteChange } from './change-publisher';
+import type { WriteChange } from '../changes/change-publisher';
 import { EntityChangeCollector } from './entity-change.collector';
-import { InvalidOptionsError } from './errors';
+import { InvalidOptionsError } from '../errors';
 import { ReadConnection } from './read-connection';
-import { applyWriterPragmas } from './sqlite-pragmas';
-import type { TransactionScope } from './transaction-scope';
+import { applyWriterPragmas } from '../sqlite/sqlite-pragmas';
+import type { TransactionScope } from '../transaction/transaction-scope';
 import { registerGuard, unregisterGuard } from './typeorm-patches';
-import type { ResolvedWriteCoordinatorOptions } from './write-coordinator.options';
-import { JobEnqueuer, WriteGuard } from './write-guard';
-import { WriterGate } from './writer-gate';
+import type { ResolvedWriteCoordinatorOptions } from '../core/coordinator-options';
+import { JobEnqueuer, WriteGuard } from './write-router';
+import { WriterGate } from '../transaction/writer-connection';
 
 /** @internal What a coordinator sets up on its DataSource at bootstrap. */
 export interface DataSourceAttachment {

@@ -1,10 +1,10 @@
 import type { Database, Options as DatabaseOptions } from 'better-sqlite3';
 import type { QueryRunner } from 'typeorm';
-import { InvalidOptionsError } from './errors';
+import { InvalidOptionsError } from '../errors';
 import { PrepareDatabase, setUpReadConnection } from './read-connection.setup';
-import { applyBusyTimeout } from './sqlite-pragmas';
+import { applyBusyTimeout } from '../sqlite/sqlite-pragmas';
 import { TempSchemaShadow } from './temp-schema-shadow';
-import type { WriterGate } from './writer-gate';
+import type { WriterGate } from '../transaction/writer-connection';
 
 /** The parts of TypeORM's better-sqlite3 driver the read connection copies. */
 interface BetterSqlite3DriverLike {

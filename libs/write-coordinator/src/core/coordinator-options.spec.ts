@@ -1,5 +1,5 @@
-import { InvalidOptionsError } from './errors';
-import { resolveWriteCoordinatorOptions, WRITE_COORDINATOR_DEFAULTS } from './write-coordinator.options';
+import { InvalidOptionsError } from '../errors';
+import { resolveWriteCoordinatorOptions, WRITE_COORDINATOR_DEFAULTS } from './coordinator-options';
 
 /** Every option with wrong types and ranges: [field, options, expected message]. */
 const INVALID: Array<[string, Record<string, unknown>, string]> = [

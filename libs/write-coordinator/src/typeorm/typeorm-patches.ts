@@ -7,8 +7,8 @@ import {
   UpdateQueryBuilder,
 } from 'typeorm';
 import { SoftDeleteQueryBuilder } from 'typeorm/query-builder/SoftDeleteQueryBuilder';
-import { InvalidOptionsError } from './errors';
-import type { WriteGuard } from './write-guard';
+import { InvalidOptionsError } from '../errors';
+import type { WriteGuard } from './write-router';
 
 /**
  * The EntityManager methods that write. Each runs as one job when called outside a job, so a

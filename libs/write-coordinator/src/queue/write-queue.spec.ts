@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { deferred, flush } from '../../../test/fixtures/deferred';
-import { WriteCoordinatorError } from './errors';
+import { deferred, flush } from '../../../../test/fixtures/deferred';
+import { WriteCoordinatorError } from '../errors';
 import { JobContext, WriteQueue, WriteQueueObserver, WriteQueueSettings } from './write-queue';
 
 function queue(settings: Partial<WriteQueueSettings> = {}, observer?: WriteQueueObserver) {

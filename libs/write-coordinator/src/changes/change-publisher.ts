@@ -1,5 +1,5 @@
 import type { EventEmitter2 } from '@nestjs/event-emitter';
-import { WriteCoordinatorEvents } from './write-coordinator.events';
+import { WriteCoordinatorEvents } from '../write-coordinator.events';
 
 /**
  * An after-commit notification of committed work (the seed's change event): one per committed

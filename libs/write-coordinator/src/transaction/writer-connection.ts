@@ -3,7 +3,7 @@ import type { Database } from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { RawStatementCache } from './raw-statements';
-import { isBusy, sqliteCode } from './sqlite-error';
+import { isBusy, sqliteCode } from '../sqlite/sqlite-error';
 
 /** @internal The shared runner's methods as TypeORM defines them, before the guard wraps them. */
 export interface RunnerMethods {

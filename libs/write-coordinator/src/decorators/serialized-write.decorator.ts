@@ -1,12 +1,12 @@
 import 'reflect-metadata';
-import { CoordinatorNotReadyError, InvalidOptionsError } from './errors';
+import { CoordinatorNotReadyError, InvalidOptionsError } from '../errors';
 import {
   ATTACHED_COORDINATORS,
   DEFAULT_COORDINATOR_NAME,
   SERIALIZED_WRITE_METADATA,
-} from './write-coordinator.constants';
-import { validateCallOptions } from './write-coordinator.options';
-import type { WriteCoordinator } from './write-coordinator.service';
+} from '../write-coordinator.constants';
+import { validateCallOptions } from '../core/coordinator-options';
+import type { WriteCoordinator } from '../write-coordinator.service';
 
 /** Options of {@link SerializedWrite}. */
 export interface SerializedWriteOptions {

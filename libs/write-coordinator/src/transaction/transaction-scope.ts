@@ -1,9 +1,9 @@
-import { BusyError, InternalError, TimeoutError, WriteCoordinatorError } from './errors';
+import { BusyError, InternalError, TimeoutError, WriteCoordinatorError } from '../errors';
 import { HeldTransaction } from './held-transaction';
 import { admit, admitStep, Frame, frames, JobRun, newJobRun, NO_JOB, unblock, whenQuiet, WriteWork } from './job-frame';
-import { isBusy, sqliteCode } from './sqlite-error';
-import type { WriterGate } from './writer-gate';
-import type { JobContext, TakenJob } from './write-queue';
+import { isBusy, sqliteCode } from '../sqlite/sqlite-error';
+import type { WriterGate } from './writer-connection';
+import type { JobContext, TakenJob } from '../queue/write-queue';
 
 export type { WriteJob, WriteWork } from './job-frame';
 

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EntityManager } from 'typeorm';
 import type { HeldTransaction } from './held-transaction';
 import type { RawStatement } from './raw-statements';
-import type { WriterGate } from './writer-gate';
+import type { WriterGate } from './writer-connection';
 
 /** What a job's work function receives besides the manager. */
 export interface WriteJob {

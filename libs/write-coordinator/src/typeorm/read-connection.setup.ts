@@ -1,5 +1,5 @@
 import type { Database } from 'better-sqlite3';
-import { InvalidOptionsError } from './errors';
+import { InvalidOptionsError } from '../errors';
 
 /** @internal TypeORM's better-sqlite3 `prepareDatabase` option: per-connection set-up. */
 export type PrepareDatabase = (db: Database) => void | PromiseLike<void>;

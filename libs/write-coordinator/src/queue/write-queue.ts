@@ -5,7 +5,7 @@ import {
   ShutdownError,
   TimeoutError,
   WriteCoordinatorError,
-} from './errors';
+} from '../errors';
 import { JobList, ListNode } from './job-list';
 import { LatencySummary, LatencyWindow } from './latency-window';
 

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { InvalidOptionsError } from './errors';
-import { DEFAULT_COORDINATOR_NAME, WRITE_HANDLER_METADATA } from './write-coordinator.constants';
+import { InvalidOptionsError } from '../errors';
+import { DEFAULT_COORDINATOR_NAME, WRITE_HANDLER_METADATA } from '../write-coordinator.constants';
 
 /** Options of {@link WriteHandler}. */
 export interface WriteHandlerOptions {

@@ -2,14 +2,14 @@ import { Logger } from '@nestjs/common';
 import { TransactionNotStartedError, TypeORMError } from 'typeorm';
 import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel';
 import { validateIsolationLevel } from 'typeorm/driver/validate-isolation-level';
-import { appendCallSite, captureCallSite } from './call-site';
-import { TransactionControlError, WriteOutsideJobError } from './errors';
+import { appendCallSite, captureCallSite } from '../queue/call-site';
+import { TransactionControlError, WriteOutsideJobError } from '../errors';
 import type { ReadConnection } from './read-connection';
-import { firstKeyword, statementKind } from './sql-statement';
-import type { TransactionScope, WriteWork } from './transaction-scope';
-import type { OutsideWriteMode } from './write-coordinator.options';
-import type { JobContext } from './write-queue';
-import { isGateCall, RunnerMethods, WriterGate } from './writer-gate';
+import { firstKeyword, statementKind } from '../sqlite/sql-statement';
+import type { TransactionScope, WriteWork } from '../transaction/transaction-scope';
+import type { OutsideWriteMode } from '../core/coordinator-options';
+import type { JobContext } from '../queue/write-queue';
+import { isGateCall, RunnerMethods, WriterGate } from '../transaction/writer-connection';
 
 /** @internal Puts a job on the coordinator's queue (with its not-ready and state checks). */
 export type JobEnqueuer = <T>(label: string, run: (ctx: JobContext) => Promise<T>, batchable: boolean) => Promise<T>;

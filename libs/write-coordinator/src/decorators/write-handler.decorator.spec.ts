@@ -1,4 +1,4 @@
-import { WRITE_HANDLER_METADATA } from './write-coordinator.constants';
+import { WRITE_HANDLER_METADATA } from '../write-coordinator.constants';
 import { WriteHandler } from './write-handler.decorator';
 
 describe('@WriteHandler', () => {
