@@ -10,7 +10,16 @@ export type {
 export { WRITE_COORDINATOR_DEFAULTS, resolveWriteCoordinatorOptions } from './core/coordinator-options';
 export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './core/coordinator-options';
 export { WriteCoordinator } from './write-coordinator.service';
-export type { CoordinatorMetrics, WriteOptions, WriteRequest } from './write-coordinator.service';
+export { Coordinator } from './core/coordinator';
+export type {
+  CoordinatorHooks,
+  CoordinatorLog,
+  CoordinatorMetrics,
+  WriteOptions,
+  WriteRequest,
+} from './core/coordinator';
+export type { WriteHandlerFn } from './submit/write-handler.registry';
+export type { JobInfo, QueueMetrics, WriteQueueObserver } from './queue/write-queue';
 export type { StorageStatus } from './sqlite/storage-health';
 export type { BatchMetrics } from './core/batch-stats';
 export type { WriteJob, WriteWork } from './transaction/transaction-scope';
@@ -58,6 +67,7 @@ export {
   QueueFullError,
   ShutdownError,
   TimeoutError,
+  TransactionControlError,
   WriteCoordinatorError,
   WriteOutsideJobError,
 } from './errors';

@@ -6,7 +6,7 @@ import { InvalidOptionsError } from './errors';
 import { eventEmitterToken } from './optional-event-emitter';
 import { getWriteCoordinatorToken } from './decorators/inject-write-coordinator.decorator';
 import { SerializedWriteExplorer } from './write-coordinator.explorer';
-import { CoordinatorNameGuard } from './write-coordinator.name-guard';
+import { UniqueNameCheck } from './write-coordinator.name-check';
 import { DEFAULT_COORDINATOR_NAME, RESOLVED_OPTIONS } from './write-coordinator.constants';
 import { WriteCoordinatorHealthIndicator } from './write-coordinator.health';
 import { WriteCoordinatorShutdown } from './write-coordinator.shutdown';
@@ -78,8 +78,8 @@ function withCoordinatorProviders(definition: DynamicModule, extras: WriteCoordi
       inject: [DiscoveryService, MetadataScanner, token],
     },
     {
-      provide: Symbol(`write-coordinator:name-guard:${name}`),
-      useFactory: (moduleRef: ModuleRef) => new CoordinatorNameGuard(moduleRef, token, name),
+      provide: Symbol(`write-coordinator:name-check:${name}`),
+      useFactory: (moduleRef: ModuleRef) => new UniqueNameCheck(moduleRef, token, name),
       inject: [ModuleRef],
     },
     HealthIndicatorService,

@@ -1,6 +1,3 @@
-import type { EventEmitter2 } from '@nestjs/event-emitter';
-import { WriteCoordinatorEvents } from '../write-coordinator.events';
-
 /**
  * An after-commit notification of committed work (the seed's change event): one per committed
  * `submit()` request ({@link RequestChange}) and one per entity row TypeORM inserted, updated or
@@ -78,12 +75,4 @@ export interface ChangePublisher {
    * build them (checked once per write, inside the job).
    */
   wants?(): boolean;
-}
-
-/** @internal The default publisher: emits `WriteCoordinatorEvents.Change` on the app's EventEmitter2. */
-export function createEventEmitterPublisher(emitter: EventEmitter2): ChangePublisher {
-  return {
-    publish: (change) => void emitter.emit(WriteCoordinatorEvents.Change, change),
-    wants: () => emitter.hasListeners(WriteCoordinatorEvents.Change) === true,
-  };
 }

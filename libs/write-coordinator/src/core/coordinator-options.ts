@@ -3,21 +3,14 @@ import { InvalidOptionsError } from '../errors';
 import type { ChangePublisher } from '../changes/change-publisher';
 import type { TopicMapping } from '../changes/change-topics';
 import type { WhenFull } from '../queue/write-queue';
+import type { SynchronousLevel } from '../sqlite/sqlite-pragmas';
+import type { OutsideWriteMode } from '../typeorm/write-router';
 
-/**
- * What happens to a TypeORM write issued outside a coordinator job (a `repo.save()` in a
- * controller, a `dataSource.transaction()`, a raw `INSERT` through `dataSource.query()`):
- * - `'serialize'`: it runs as its own job on the coordinator (a transaction holds the drain until
- *   it commits or rolls back);
- * - `'warn'`: the same, and a warning naming the operation is logged once per operation, to help
- *   move such writes into explicit jobs;
- * - `'throw'`: it is refused with `WRITE_OUTSIDE_JOB` and nothing is written;
- * - `'off'`: it runs unserialised, as TypeORM alone would run it (unsafe under concurrency).
- */
-export type OutsideWriteMode = 'serialize' | 'warn' | 'throw' | 'off';
+export type { SynchronousLevel } from '../sqlite/sqlite-pragmas';
+export type { OutsideWriteMode } from '../typeorm/write-router';
 
-/** SQLite's `synchronous` levels; `FULL` makes every commit durable across power loss. */
-export type SynchronousLevel = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
+/** @internal The name of a coordinator when none is given. */
+export const DEFAULT_COORDINATOR_NAME = 'default';
 
 /**
  * Options of one coordinator, given to `WriteCoordinatorModule.forRoot()` or returned by the
@@ -184,7 +177,7 @@ export interface ResolvedWriteCoordinatorOptions {
 
 /** The default value of every option. */
 export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
-  name: 'default',
+  name: DEFAULT_COORDINATOR_NAME,
   dataSource: undefined,
   queueSize: 256,
   whenFull: 'wait',

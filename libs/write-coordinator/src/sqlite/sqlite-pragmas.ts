@@ -1,6 +1,8 @@
 import type { Database } from 'better-sqlite3';
 import { InvalidOptionsError } from '../errors';
-import type { SynchronousLevel } from '../core/coordinator-options';
+
+/** SQLite's `synchronous` levels; `FULL` makes every commit durable across power loss. */
+export type SynchronousLevel = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
 
 /** @internal The PRAGMAs the coordinator owns on the writing connection. */
 export interface WriterPragmas {

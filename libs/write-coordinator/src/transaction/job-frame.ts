@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EntityManager } from 'typeorm';
 import type { HeldTransaction } from './held-transaction';
 import type { RawStatement } from './raw-statements';
-import type { WriterGate } from './writer-connection';
+import type { WriterConnection } from './writer-connection';
 
 /** What a job's work function receives besides the manager. */
 export interface WriteJob {
@@ -47,8 +47,9 @@ export interface JobRun {
  * a re-entrant call. Stored in AsyncLocalStorage so that calls made from inside the job find it.
  */
 export interface Frame {
-  readonly owner: object;
-  readonly gate: WriterGate;
+  /** The scope (one per coordinator) whose job this level belongs to. */
+  readonly scope: object;
+  readonly writer: WriterConnection;
   job: WriteJob;
   run: JobRun;
   readonly parent: Frame | undefined;

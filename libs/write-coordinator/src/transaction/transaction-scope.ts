@@ -2,7 +2,7 @@ import { BusyError, InternalError, TimeoutError, WriteCoordinatorError } from '.
 import { HeldTransaction } from './held-transaction';
 import { admit, admitStep, Frame, frames, JobRun, newJobRun, NO_JOB, unblock, whenQuiet, WriteWork } from './job-frame';
 import { isBusy, sqliteCode } from '../sqlite/sqlite-error';
-import type { WriterGate } from './writer-connection';
+import type { WriterConnection } from './writer-connection';
 import type { JobContext, TakenJob } from '../queue/write-queue';
 
 export type { WriteJob, WriteWork } from './job-frame';
@@ -40,7 +40,7 @@ export interface JobMode {
   frame?: Frame;
 }
 
-/** What the owner of a scope is told about the jobs it runs. */
+/** What a scope tells its coordinator about the jobs it runs. */
 export interface ScopeHooks {
   /** An after-commit callback threw (it never fails the job). */
   afterCommitError(error: unknown): void;
@@ -57,20 +57,21 @@ const MIN_COMMIT_MARGIN_MS = 2;
 const ALREADY_ANSWERED = new InternalError('the job was answered before its work started; it did not run');
 
 /**
- * @internal Runs work in transactions on behalf of an owner (a coordinator): a top-level job gets
- * its own transaction, a re-entrant call a savepoint inside the enclosing job's transaction.
+ * @internal Runs a coordinator's work in transactions: a top-level job gets its own transaction
+ * (or a savepoint in a group-commit batch), a re-entrant call a savepoint inside the enclosing
+ * job's transaction. Frames are tagged with their scope, so that coordinators of several
+ * DataSources never see each other's jobs.
  */
 export class TransactionScope {
-  /** Group commit settings, once the coordinator is attached. */
-  batching: Batching | undefined;
   /** The open batch while a leading job runs (one at a time: the queue has one drain). */
   private batch: Batch | undefined;
   /** How long the last COMMIT took (ms): a batch keeps at least twice that for its COMMIT. */
   private lastCommitMs = 0;
 
   constructor(
-    private readonly owner: object,
     private readonly hooks: ScopeHooks,
+    /** Group commit: how a running job takes the jobs queued behind it. */
+    private readonly batching: Batching,
   ) {}
 
   /** TypeORM depth of the current job's own level (see {@link Frame.baseDepth}), if inside one. */
@@ -78,7 +79,7 @@ export class TransactionScope {
     return this.frame()?.baseDepth;
   }
 
-  /** True when the current async context is inside an open job of this owner. */
+  /** True when the current async context is inside an open job of this scope. */
   get isInside(): boolean {
     return this.frame() !== undefined;
   }
@@ -90,7 +91,7 @@ export class TransactionScope {
 
   /**
    * Registers a callback to run after the enclosing job commits (discarded if it rolls back).
-   * @returns false when not inside a job of this owner.
+   * @returns false when not inside a job of this scope.
    */
   afterCommit(callback: () => void): boolean {
     const frame = this.frame();
@@ -103,7 +104,7 @@ export class TransactionScope {
    * Runs a statement issued from inside a job, at the level it was issued from: held back while
    * a re-entrant call of that level has its savepoint open (else the statement would share the
    * savepoint's fate), refused once the job was abandoned, counted while in flight.
-   * @returns undefined when not inside a job of this owner (the caller must route it instead).
+   * @returns undefined when not inside a job of this scope (the caller must route it instead).
    */
   statement<T>(step: () => Promise<T>): Promise<T> | undefined {
     const frame = this.frame();
@@ -114,43 +115,43 @@ export class TransactionScope {
    * Runs a queued job: BEGIN IMMEDIATE, work, COMMIT if the job may still commit, else ROLLBACK.
    * Errors of the work are re-thrown as they are; BEGIN/COMMIT failures become coordinator errors.
    */
-  async runJob<T>(gate: WriterGate, ctx: JobContext, work: WriteWork<T>, mode: JobMode = {}): Promise<T> {
-    const frame = mode.frame ?? this.newFrame(gate, frames.getStore());
+  async runJob<T>(writer: WriterConnection, ctx: JobContext, work: WriteWork<T>, mode: JobMode = {}): Promise<T> {
+    const frame = mode.frame ?? this.newFrame(writer, frames.getStore());
     frame.job = {
       jobId: ctx.jobId,
       get signal() {
         return ctx.signal; // created on first use: most jobs never look at it
       },
-      statement: (sql) => gate.statements.statement(sql, () => this.rawStatementProblem(frame), ctx.jobId),
+      statement: (sql) => writer.statements.statement(sql, () => this.rawStatementProblem(frame), ctx.jobId),
     };
     if (mode.transactional === false) return this.runWithoutTransaction(frame, work);
-    if (this.batch) return this.runMember(gate, ctx, frame, work, this.batch);
-    if (this.batching && this.batching.maxSize > 1 && !mode.frame) {
-      return this.runBatch(gate, ctx, frame, work, this.batching);
+    if (this.batch) return this.runMember(writer, ctx, frame, work, this.batch);
+    if (this.batching.maxSize > 1 && !mode.frame) {
+      return this.runBatch(writer, ctx, frame, work, this.batching);
     }
-    await this.begin(gate, ctx);
+    await this.begin(writer, ctx);
     frame.open = true;
     try {
-      const result = await frames.run(frame, () => work(gate.manager, frame.job));
+      const result = await frames.run(frame, () => work(writer.manager, frame.job));
       if (frame.run.inFlight > 0) await whenQuiet(frame.run); // statements the work did not await
       if (!ctx.claimCommit()) throw ctx.signal.reason;
       try {
         // Still inside the frame: subscribers' BeforeTransactionCommit writes join the transaction.
-        await frames.run(frame, () => gate.original.commitTransaction());
+        await frames.run(frame, () => writer.original.commitTransaction());
       } catch (error) {
         // A held transaction's COMMIT is its caller's own commitTransaction(): TypeORM's error, as is.
         throw frame.held ? error : ownFailure('could not commit its transaction; nothing was written', error, ctx);
       }
       frame.open = false;
-      if (gate.inTransaction) throw levelsLeftOpen(ctx);
+      if (writer.inTransaction) throw levelsLeftOpen(ctx);
       this.hooks.committed(1);
       this.runAfterCommit(frame.afterCommit);
       return result;
     } catch (error) {
       frame.open = false;
       this.hooks.failed(error);
-      await gate.rollbackIfOpen(); // SQLite may have ended the transaction itself
-      await gate.resync();
+      await writer.rollbackIfOpen(); // SQLite may have ended the transaction itself
+      await writer.resync();
       throw error;
     }
   }
@@ -159,7 +160,7 @@ export class TransactionScope {
    * Runs a re-entrant call inline, in a savepoint of the enclosing job's transaction. Calls made
    * concurrently from one level run one after the other, so their savepoints nest properly, and
    * the level's own statements wait while one of them has its savepoint open.
-   * @returns undefined when not inside a job of this owner (the caller must queue instead).
+   * @returns undefined when not inside a job of this scope (the caller must queue instead).
    */
   runInline<T>(work: WriteWork<T>): Promise<T> | undefined {
     const frame = this.frame();
@@ -178,17 +179,17 @@ export class TransactionScope {
    * @returns resolves once the transaction is open; rejects if the job never got to open it.
    */
   beginHeld(
-    gate: WriterGate,
+    writer: WriterConnection,
     enqueue: (run: (ctx: JobContext) => Promise<unknown>) => Promise<unknown>,
   ): Promise<void> {
     const held = new HeldTransaction();
-    const frame = this.newFrame(gate, frames.getStore(), held);
+    const frame = this.newFrame(writer, frames.getStore(), held);
     // The caller's own continuation must run in the frame: only enterWith reaches it.
     frames.enterWith(frame);
     return new Promise<void>((opened, failed) => {
       held.outcome = enqueue((ctx) =>
         this.runJob(
-          gate,
+          writer,
           ctx,
           (_manager, job) => {
             opened();
@@ -207,7 +208,7 @@ export class TransactionScope {
    */
   heldTransaction(): { held: HeldTransaction; open: boolean } | undefined {
     for (let f = frames.getStore(); f; f = f.parent) {
-      if (f.owner !== this.owner) continue;
+      if (f.scope !== this) continue;
       if (f.held && !f.held.endedByCaller) return { held: f.held, open: f.open };
       if (f.open) return undefined;
     }
@@ -215,20 +216,20 @@ export class TransactionScope {
   }
 
   /**
-   * The innermost level of a job of this owner in the current async context: an open one, or one
+   * The innermost level of a job of this scope in the current async context: an open one, or one
    * whose job was abandoned (its statements are then refused rather than run as new jobs).
    */
   private frame(): Frame | undefined {
     for (let f = frames.getStore(); f; f = f.parent) {
-      if (f.owner === this.owner && (f.open || f.run.abandoned !== undefined)) return f;
+      if (f.scope === this && (f.open || f.run.abandoned !== undefined)) return f;
     }
     return undefined;
   }
 
-  private newFrame(gate: WriterGate, parent: Frame | undefined, held?: HeldTransaction, run?: JobRun): Frame {
+  private newFrame(writer: WriterConnection, parent: Frame | undefined, held?: HeldTransaction, run?: JobRun): Frame {
     return {
-      owner: this.owner,
-      gate,
+      scope: this,
+      writer,
       job: NO_JOB,
       run: run ?? newJobRun(),
       parent,
@@ -239,7 +240,7 @@ export class TransactionScope {
       afterCommit: [],
       held,
       // A re-entrant call's level belongs to the same job: the job's own level stays its parent's.
-      baseDepth: parent?.owner === this.owner && parent.open ? parent.baseDepth : 1,
+      baseDepth: parent?.scope === this && parent.open ? parent.baseDepth : 1,
     };
   }
 
@@ -249,26 +250,26 @@ export class TransactionScope {
    * returns, rolled back when it throws.
    */
   private async runChild<T>(frame: Frame, work: WriteWork<T>): Promise<T> {
-    const { gate, run } = frame;
+    const { writer, run } = frame;
     frame.blocked = true;
     try {
       await whenQuiet(run);
-      await admitStep(run, () => gate.original.startTransaction());
-      const child = this.newFrame(gate, frame, undefined, run);
+      await admitStep(run, () => writer.original.startTransaction());
+      const child = this.newFrame(writer, frame, undefined, run);
       child.job = frame.job;
       child.open = true;
       let result: T;
       try {
-        result = await frames.run(child, () => work(gate.manager, frame.job));
+        result = await frames.run(child, () => work(writer.manager, frame.job));
         if (run.inFlight > 0) await whenQuiet(run); // statements the work did not await
       } catch (error) {
         child.open = false;
         // The work's error matters to the caller; the job's own rollback cleans up after a failure here.
-        await admitStep(run, () => gate.original.rollbackTransaction()).catch(() => undefined);
+        await admitStep(run, () => writer.original.rollbackTransaction()).catch(() => undefined);
         throw error;
       }
       child.open = false;
-      await admitStep(run, () => gate.original.commitTransaction());
+      await admitStep(run, () => writer.original.commitTransaction());
       frame.afterCommit.push(...child.afterCommit);
       return result;
     } finally {
@@ -299,31 +300,31 @@ export class TransactionScope {
    * whose own work throws ends the transaction at once (the queued jobs form the next batch).
    */
   private async runBatch<T>(
-    gate: WriterGate,
+    writer: WriterConnection,
     ctx: JobContext,
     frame: Frame,
     work: WriteWork<T>,
     batching: Batching,
   ): Promise<T> {
-    await this.begin(gate, ctx);
+    await this.begin(writer, ctx);
     const batch: Batch = { members: [], current: undefined, deadlineAt: Infinity };
     const followers: Array<{ taken: TakenJob; value: unknown }> = [];
     let value: T;
     this.batch = batch;
     try {
       try {
-        value = await this.runMember(gate, ctx, frame, work, batch);
+        value = await this.runMember(writer, ctx, frame, work, batch);
       } catch (error) {
-        await this.endBatch(gate, ctx, frame, 0);
+        await this.endBatch(writer, ctx, frame, 0);
         throw error;
       }
       batch.deadlineAt = ctx.deadlineAt ?? Infinity;
-      await this.takeFollowers(gate, batch, batching, followers);
+      await this.takeFollowers(writer, batch, batching, followers);
     } finally {
       this.batch = undefined;
     }
 
-    const failure = await this.endBatch(gate, ctx, frame, batch.members.length);
+    const failure = await this.endBatch(writer, ctx, frame, batch.members.length);
     if (failure !== undefined) {
       // Nothing of the batch was written: fail every member that was waiting for the COMMIT.
       for (const { taken } of followers) taken.fail(failure);
@@ -340,13 +341,13 @@ export class TransactionScope {
    * be answered after its deadline.
    */
   private async takeFollowers(
-    gate: WriterGate,
+    writer: WriterConnection,
     batch: Batch,
     batching: Batching,
     followers: Array<{ taken: TakenJob; value: unknown }>,
   ): Promise<void> {
     const waitUntil = performance.now() + batching.waitMs;
-    for (let ran = 1; ran < batching.maxSize && gate.inTransaction;) {
+    for (let ran = 1; ran < batching.maxSize && writer.inTransaction;) {
       const commitBy = batch.deadlineAt - this.commitMargin();
       const taken = performance.now() < commitBy ? batching.take() : undefined;
       if (!taken) {
@@ -356,7 +357,7 @@ export class TransactionScope {
         continue;
       }
       ran++;
-      const outcome = await this.runFollower(gate, batch, taken);
+      const outcome = await this.runFollower(writer, batch, taken);
       if (!outcome.ok) {
         taken.fail(outcome.error);
         continue;
@@ -371,7 +372,7 @@ export class TransactionScope {
    * deadline, its signal, shutdown) or when a member waiting for the COMMIT must be answered: the
    * follower is then abandoned (see {@link abandonMember}) and fails, the others commit on time.
    */
-  private runFollower(gate: WriterGate, batch: Batch, taken: TakenJob): Promise<FollowerOutcome> {
+  private runFollower(writer: WriterConnection, batch: Batch, taken: TakenJob): Promise<FollowerOutcome> {
     return new Promise<FollowerOutcome>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined = undefined;
       let decided = false;
@@ -380,7 +381,7 @@ export class TransactionScope {
         decided = true;
         if (timer !== undefined) clearTimeout(timer);
         if (!abandon) return resolve(outcome);
-        void this.abandonMember(gate, batch, (outcome as { error: unknown }).error).then(() => resolve(outcome));
+        void this.abandonMember(writer, batch, (outcome as { error: unknown }).error).then(() => resolve(outcome));
       };
       taken.run().then(
         (value) => decide({ ok: true, value }, false),
@@ -409,14 +410,14 @@ export class TransactionScope {
    * nothing it does can reach the batch any more. A follower that had not started yet never will
    * (its job was answered, see `runMember`).
    */
-  private async abandonMember(gate: WriterGate, batch: Batch, reason: unknown): Promise<void> {
+  private async abandonMember(writer: WriterConnection, batch: Batch, reason: unknown): Promise<void> {
     const member = batch.current;
     if (member === undefined) return;
     batch.current = undefined;
     member.run.abandoned = reason;
     member.open = false;
     await whenQuiet(member.run);
-    await this.rollbackLevels(gate, member).catch(() => undefined); // the leader checks the transaction
+    await this.rollbackLevels(writer, member).catch(() => undefined); // the leader checks the transaction
   }
 
   /**
@@ -425,14 +426,14 @@ export class TransactionScope {
    * @returns undefined once committed (or when there was nothing to commit), or the error every
    *   waiting member must fail with.
    */
-  private async endBatch(gate: WriterGate, ctx: JobContext, frame: Frame, size: number): Promise<unknown> {
+  private async endBatch(writer: WriterConnection, ctx: JobContext, frame: Frame, size: number): Promise<unknown> {
     let failure: unknown;
     try {
       if (size === 0) {
-        await gate.rollbackIfOpen();
+        await writer.rollbackIfOpen();
         return undefined;
       }
-      if (!gate.inTransaction) {
+      if (!writer.inTransaction) {
         failure = ownFailure(
           `lost its batch transaction (SQLite rolled it back); none of its ${size} job(s) was written`,
           undefined,
@@ -443,7 +444,7 @@ export class TransactionScope {
         frame.open = true;
         const started = performance.now();
         try {
-          await frames.run(frame, () => gate.original.commitTransaction());
+          await frames.run(frame, () => writer.original.commitTransaction());
           this.lastCommitMs = performance.now() - started;
         } catch (error) {
           failure = ownFailure(`could not commit its batch; none of its ${size} job(s) was written`, error, ctx);
@@ -456,10 +457,10 @@ export class TransactionScope {
         return undefined;
       }
       this.hooks.failed(failure);
-      await gate.rollbackIfOpen();
+      await writer.rollbackIfOpen();
       return failure;
     } finally {
-      await gate.resync();
+      await writer.resync();
     }
   }
 
@@ -468,7 +469,7 @@ export class TransactionScope {
    * as a member) when the work returns and the job may still commit; rolled back otherwise.
    */
   private async runMember<T>(
-    gate: WriterGate,
+    writer: WriterConnection,
     ctx: JobContext,
     frame: Frame,
     work: WriteWork<T>,
@@ -477,21 +478,21 @@ export class TransactionScope {
     // Its caller was answered while it waited to start (the batch stopped waiting for it).
     if (ctx.ended) throw ALREADY_ANSWERED;
     try {
-      gate.openSavepoint();
+      writer.openSavepoint();
     } catch (error) {
       this.hooks.failed(error);
       throw ownFailure('could not open its savepoint', error, ctx);
     }
-    frame.baseDepth = gate.depth;
+    frame.baseDepth = writer.depth;
     frame.open = true;
     batch.current = frame;
     try {
-      const result = await frames.run(frame, () => work(gate.manager, frame.job));
+      const result = await frames.run(frame, () => work(writer.manager, frame.job));
       if (frame.run.inFlight > 0) await whenQuiet(frame.run); // statements the work did not await
       if (frame.run.abandoned !== undefined) throw frame.run.abandoned;
-      if (gate.depth !== frame.baseDepth) throw levelsLeftOpen(ctx);
+      if (writer.depth !== frame.baseDepth) throw levelsLeftOpen(ctx);
       if (!ctx.claimCommit()) throw ctx.signal.reason;
-      gate.releaseSavepoint();
+      writer.releaseSavepoint();
       frame.open = false;
       batch.current = undefined;
       batch.members.push(frame);
@@ -502,15 +503,16 @@ export class TransactionScope {
       if (frame.run.abandoned !== undefined) throw error;
       batch.current = undefined;
       this.hooks.failed(error);
-      await this.rollbackLevels(gate, frame).catch(() => undefined); // the leader checks the transaction
+      await this.rollbackLevels(writer, frame).catch(() => undefined); // the leader checks the transaction
       throw error;
     }
   }
 
   /** Rolls back the levels a member's work left open (TypeORM's own), then the member's savepoint. */
-  private async rollbackLevels(gate: WriterGate, frame: Frame): Promise<void> {
-    while (gate.runner.isTransactionActive && gate.depth > frame.baseDepth) await gate.original.rollbackTransaction();
-    if (gate.depth === frame.baseDepth && gate.inTransaction) gate.rollbackSavepoint();
+  private async rollbackLevels(writer: WriterConnection, frame: Frame): Promise<void> {
+    while (writer.runner.isTransactionActive && writer.depth > frame.baseDepth)
+      await writer.original.rollbackTransaction();
+    if (writer.depth === frame.baseDepth && writer.inTransaction) writer.rollbackSavepoint();
   }
 
   /** Time kept for a batch's COMMIT before a waiting member's deadline. */
@@ -522,7 +524,7 @@ export class TransactionScope {
     frame.open = true;
     let result: T;
     try {
-      result = await frames.run(frame, () => work(frame.gate.manager, frame.job));
+      result = await frames.run(frame, () => work(frame.writer.manager, frame.job));
     } finally {
       frame.open = false;
     }
@@ -531,9 +533,9 @@ export class TransactionScope {
   }
 
   /** BEGIN IMMEDIATE for a job (within the busy budget); a failure becomes the job's error. */
-  private async begin(gate: WriterGate, ctx: JobContext): Promise<void> {
+  private async begin(writer: WriterConnection, ctx: JobContext): Promise<void> {
     try {
-      await gate.begin(ctx);
+      await writer.begin(ctx);
     } catch (error) {
       this.hooks.failed(error);
       throw error === ctx.signal.reason ? error : ownFailure('could not begin its transaction', error, ctx);

@@ -5,7 +5,7 @@ import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { RawStatementCache } from './raw-statements';
 import { isBusy, sqliteCode } from '../sqlite/sqlite-error';
 
-/** @internal The shared runner's methods as TypeORM defines them, before the guard wraps them. */
+/** @internal The shared runner's methods as TypeORM defines them, before the router wraps them. */
 export interface RunnerMethods {
   query(sql: string, parameters?: unknown[], structured?: boolean): Promise<unknown>;
   startTransaction(isolationLevel?: string): Promise<void>;
@@ -20,29 +20,29 @@ const VERDICT_CACHE_SIZE = 500;
 const MAX_BACKOFF_MS = 50;
 
 /** Marks the async context of the coordinator's own calls of the original methods. */
-const gateCalls = new AsyncLocalStorage<true>();
+const coordinatorCalls = new AsyncLocalStorage<true>();
 
 /** @internal True inside the coordinator's own BEGIN/COMMIT/ROLLBACK/SAVEPOINT calls. */
-export function isGateCall(): boolean {
-  return gateCalls.getStore() === true;
+export function isCoordinatorCall(): boolean {
+  return coordinatorCalls.getStore() === true;
 }
 
 /**
  * @internal The DataSource's one shared query runner (TypeORM's better-sqlite3 driver has only
  * one), driven by the coordinator through TypeORM's own methods so that its transaction depth
  * stays right. Holds the original methods, so that the coordinator's own BEGIN/COMMIT/SAVEPOINT
- * bypass the routing the guard installs on the runner.
+ * bypass the routing the router installs on the runner.
  */
-export class WriterGate {
+export class WriterConnection {
   readonly runner: QueryRunner;
   /** The better-sqlite3 connection under the runner. */
   readonly connection: Database;
   /**
-   * TypeORM's own transaction methods, marked as the coordinator's calls (see {@link isGateCall}),
-   * so that the statements they send pass the guard.
+   * TypeORM's own transaction methods, marked as the coordinator's calls (see {@link isCoordinatorCall}),
+   * so that the statements they send pass the router.
    */
   readonly original: Omit<RunnerMethods, 'query'>;
-  /** TypeORM's own `query`, which bypasses the guard (no marking needed). */
+  /** TypeORM's own `query`, which bypasses the router (no marking needed). */
   readonly query: RunnerMethods['query'];
   /** Prepared statements on the writing connection, for the raw fast path (`job.statement()`). */
   readonly statements: RawStatementCache;
@@ -60,9 +60,9 @@ export class WriterGate {
     this.statements = new RawStatementCache(this.connection);
     this.query = proto.query.bind(runner);
     this.original = {
-      startTransaction: (level) => gateCalls.run(true, () => proto.startTransaction.call(runner, level)),
-      commitTransaction: () => gateCalls.run(true, () => proto.commitTransaction.call(runner)),
-      rollbackTransaction: () => gateCalls.run(true, () => proto.rollbackTransaction.call(runner)),
+      startTransaction: (level) => coordinatorCalls.run(true, () => proto.startTransaction.call(runner, level)),
+      commitTransaction: () => coordinatorCalls.run(true, () => proto.commitTransaction.call(runner)),
+      rollbackTransaction: () => coordinatorCalls.run(true, () => proto.rollbackTransaction.call(runner)),
     };
   }
 
@@ -100,7 +100,7 @@ export class WriterGate {
   }
 
   /**
-   * Opens the job's transaction. TypeORM sends `BEGIN TRANSACTION`, which the guard turns into
+   * Opens the job's transaction. TypeORM sends `BEGIN TRANSACTION`, which the router turns into
    * `BEGIN IMMEDIATE TRANSACTION`: the write lock is taken now, or SQLite answers BUSY at once
    * (after `busy_timeout`). While another process holds the lock, retries with exponential
    * backoff (without blocking the event loop) for at most `busyBudgetMs`, then throws the BUSY

@@ -3,19 +3,30 @@ import type { WriteChange } from '../changes/change-publisher';
 import { EntityChangeCollector } from './entity-change.collector';
 import { InvalidOptionsError } from '../errors';
 import { ReadConnection } from './read-connection';
-import { applyWriterPragmas } from '../sqlite/sqlite-pragmas';
+import { applyWriterPragmas, SynchronousLevel } from '../sqlite/sqlite-pragmas';
 import type { TransactionScope } from '../transaction/transaction-scope';
-import { registerGuard, unregisterGuard } from './typeorm-patches';
-import type { ResolvedWriteCoordinatorOptions } from '../core/coordinator-options';
-import { JobEnqueuer, WriteGuard } from './write-router';
-import { WriterGate } from '../transaction/writer-connection';
+import { registerRouter, unregisterRouter } from './typeorm-patches';
+import { JobEnqueuer, OutsideWriteMode, WriteRouter } from './write-router';
+import { WriterConnection } from '../transaction/writer-connection';
 
 /** @internal What a coordinator sets up on its DataSource at bootstrap. */
 export interface DataSourceAttachment {
   readonly dataSource: DataSource;
-  readonly gate: WriterGate;
+  readonly writer: WriterConnection;
   /** Undoes everything: TypeORM's methods, the read connection, the change subscriber. */
   detach(): void;
+}
+
+/** @internal What {@link attachToDataSource} needs of a coordinator's (validated) options. */
+export interface AttachmentOptions {
+  /** The coordinator's name, for messages. */
+  readonly name: string;
+  readonly synchronous: SynchronousLevel;
+  readonly foreignKeys: boolean;
+  readonly busyTimeoutMs: number;
+  readonly busyBudgetMs: number;
+  readonly readIsolation: boolean;
+  readonly writesOutsideJobs: OutsideWriteMode;
 }
 
 /** The DataSource's own `destroy`, which the attachment wraps. */
@@ -31,49 +42,50 @@ type Destroy = DataSource['destroy'];
  */
 export function attachToDataSource(
   dataSource: DataSource,
-  options: ResolvedWriteCoordinatorOptions,
+  options: AttachmentOptions,
   scope: TransactionScope,
   enqueue: JobEnqueuer,
   publisher: { publish(change: WriteChange): void; wants(): boolean } | undefined,
+  warn: (message: string) => void,
 ): DataSourceAttachment {
   if (dataSource.options.type !== 'better-sqlite3') {
     throw new InvalidOptionsError('dataSource', "a DataSource of type 'better-sqlite3'", dataSource.options.type);
   }
-  const gate = new WriterGate(dataSource, options.busyBudgetMs);
-  if (gate.runner.isTransactionActive) {
+  const writer = new WriterConnection(dataSource, options.busyBudgetMs);
+  if (writer.runner.isTransactionActive) {
     throw new InvalidOptionsError(
       'dataSource',
       'a DataSource with no transaction open at bootstrap',
       'an open transaction',
     );
   }
-  applyWriterPragmas(gate.connection, {
+  applyWriterPragmas(writer.connection, {
     synchronous: options.synchronous,
     foreignKeys: options.foreignKeys,
     busyTimeoutMs: options.busyTimeoutMs,
     requireWal: options.readIsolation,
   });
-  const reader = options.readIsolation ? new ReadConnection(gate, options.busyTimeoutMs) : undefined;
-  const guard = new WriteGuard(gate, scope, reader, options.writesOutsideJobs, enqueue, options.name);
+  const reader = options.readIsolation ? new ReadConnection(writer, options.busyTimeoutMs) : undefined;
+  const router = new WriteRouter(writer, scope, reader, options.writesOutsideJobs, enqueue, warn);
   try {
-    registerGuard(dataSource, guard, options.name);
+    registerRouter(dataSource, router, options.name);
   } catch (error) {
     reader?.close();
     throw error;
   }
-  guard.install();
+  router.install();
   const collector = publisher && new EntityChangeCollector(options.name, scope, publisher);
   if (collector) dataSource.subscribers.push(collector);
   const detach = () => {
-    if (!guards.delete(guard)) return;
-    unregisterGuard(dataSource, guard);
-    guard.uninstall();
+    if (!routers.delete(router)) return;
+    unregisterRouter(dataSource, router);
+    router.uninstall();
     reader?.close();
     const index = collector ? dataSource.subscribers.indexOf(collector) : -1;
     if (index >= 0) dataSource.subscribers.splice(index, 1);
     if (Object.hasOwn(dataSource, 'destroy')) delete (dataSource as Partial<DataSource>).destroy;
   };
-  guards.add(guard);
+  routers.add(router);
   // Until the DataSource is destroyed, its writes go through the drain or are refused (SHUTDOWN
   // once the coordinator stopped): giving it back to plain TypeORM earlier would let writes issued
   // during the rest of the application's shutdown run unserialised.
@@ -86,8 +98,8 @@ export function attachToDataSource(
       return destroy.call(this);
     },
   });
-  return { dataSource, gate, detach };
+  return { dataSource, writer, detach };
 }
 
 /** Guards still installed (detach runs once, by `destroy()` or by the coordinator). */
-const guards = new WeakSet<WriteGuard>();
+const routers = new WeakSet<WriteRouter>();

@@ -4,7 +4,7 @@ import { InvalidOptionsError } from '../errors';
 import { PrepareDatabase, setUpReadConnection } from './read-connection.setup';
 import { applyBusyTimeout } from '../sqlite/sqlite-pragmas';
 import { TempSchemaShadow } from './temp-schema-shadow';
-import type { WriterGate } from '../transaction/writer-connection';
+import type { WriterConnection } from '../transaction/writer-connection';
 
 /** The parts of TypeORM's better-sqlite3 driver the read connection copies. */
 interface BetterSqlite3DriverLike {
@@ -53,18 +53,18 @@ export class ReadConnection {
    * @throws {InvalidOptionsError} when the database is in memory (it has no second connection),
    *   or when the `prepareDatabase` hook throws on this read-only connection.
    */
-  constructor(gate: WriterGate, busyTimeoutMs: number) {
-    const driver = gate.dataSource.driver as unknown as BetterSqlite3DriverLike;
-    const writer = gate.connection;
-    if (writer.memory) {
+  constructor(writer: WriterConnection, busyTimeoutMs: number) {
+    const driver = writer.dataSource.driver as unknown as BetterSqlite3DriverLike;
+    const writerDb = writer.connection;
+    if (writerDb.memory) {
       throw new InvalidOptionsError(
         'readIsolation',
         'false for an in-memory database (reads outside jobs need a second connection to a database file)',
         true,
       );
     }
-    this.writer = writer;
-    this.db = new driver.sqlite(writer.name, {
+    this.writer = writerDb;
+    this.db = new driver.sqlite(writerDb.name, {
       readonly: true,
       fileMustExist: true,
       timeout: busyTimeoutMs,
@@ -74,7 +74,7 @@ export class ReadConnection {
     try {
       if (driver.options.key) this.db.pragma(`key = ${JSON.stringify(driver.options.key)}`);
       applyBusyTimeout(this.db, busyTimeoutMs);
-      const setUp = setUpReadConnection(this.db, writer, driver.options.prepareDatabase);
+      const setUp = setUpReadConnection(this.db, writerDb, driver.options.prepareDatabase);
       if (setUp) {
         this.setUp = setUp.then(
           () => (this.setUp = undefined),
@@ -84,13 +84,13 @@ export class ReadConnection {
           },
         );
       }
-      this.temp = new TempSchemaShadow(this.db, writer);
+      this.temp = new TempSchemaShadow(this.db, writerDb);
     } catch (error) {
       this.db.close();
       throw error;
     }
     const readerDriver = Object.create(driver as object, { databaseConnection: { value: this.db } }) as object;
-    const Runner = gate.runner.constructor as new (driver: object) => QueryRunner;
+    const Runner = writer.runner.constructor as new (driver: object) => QueryRunner;
     this.runner = new Runner(readerDriver);
   }
 

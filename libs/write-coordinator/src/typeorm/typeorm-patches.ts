@@ -8,7 +8,7 @@ import {
 } from 'typeorm';
 import { SoftDeleteQueryBuilder } from 'typeorm/query-builder/SoftDeleteQueryBuilder';
 import { InvalidOptionsError } from '../errors';
-import type { WriteGuard } from './write-router';
+import type { WriteRouter } from './write-router';
 
 /**
  * The EntityManager methods that write. Each runs as one job when called outside a job, so a
@@ -41,16 +41,16 @@ const BUILDER_WRITES: ReadonlyArray<[{ prototype: object; name: string }, readon
   [RelationQueryBuilder, ['set', 'add', 'remove', 'addAndRemove']],
 ];
 
-/** The guard of each DataSource that has a coordinator; others are left to TypeORM alone. */
-const guards = new WeakMap<DataSource, WriteGuard>();
+/** The router of each DataSource that has a coordinator; others are left to TypeORM alone. */
+const routers = new WeakMap<DataSource, WriteRouter>();
 let installed = false;
 
 /**
- * @internal Attaches a guard to a DataSource (installing the TypeORM patches on first use).
+ * @internal Attaches a router to a DataSource (installing the TypeORM patches on first use).
  * @throws {InvalidOptionsError} when another coordinator already serialises this DataSource.
  */
-export function registerGuard(dataSource: DataSource, guard: WriteGuard, coordinator: string): void {
-  if (guards.has(dataSource)) {
+export function registerRouter(dataSource: DataSource, router: WriteRouter, coordinator: string): void {
+  if (routers.has(dataSource)) {
     throw new InvalidOptionsError(
       'dataSource',
       'a DataSource no other coordinator serialises (one coordinator per DataSource)',
@@ -58,17 +58,17 @@ export function registerGuard(dataSource: DataSource, guard: WriteGuard, coordin
     );
   }
   installTypeormPatches();
-  guards.set(dataSource, guard);
+  routers.set(dataSource, router);
 }
 
-/** @internal Detaches a DataSource's guard; its writes are TypeORM's alone again. */
-export function unregisterGuard(dataSource: DataSource, guard: WriteGuard): void {
-  if (guards.get(dataSource) === guard) guards.delete(dataSource);
+/** @internal Detaches a DataSource's router; its writes are TypeORM's alone again. */
+export function unregisterRouter(dataSource: DataSource, router: WriteRouter): void {
+  if (routers.get(dataSource) === router) routers.delete(dataSource);
 }
 
 /**
  * Wraps the write methods of TypeORM's EntityManager and query builders, once per process. A
- * wrapped method looks up the guard of its DataSource; without one it is TypeORM's own method.
+ * wrapped method looks up the router of its DataSource; without one it is TypeORM's own method.
  */
 function installTypeormPatches(): void {
   if (installed) return;
@@ -82,10 +82,10 @@ function installTypeormPatches(): void {
     ...args: unknown[]
   ) => Promise<unknown>;
   EntityManager.prototype.transaction = function (this: EntityManager, ...args: unknown[]) {
-    const guard = guards.get(this.dataSource);
+    const router = routers.get(this.dataSource);
     const work = args.find((arg) => typeof arg === 'function') as ((manager: EntityManager) => unknown) | undefined;
-    if (!guard || !work) return transaction.apply(this, args);
-    return guard.transaction(work, () => transaction.apply(this, args), {
+    if (!router || !work) return transaction.apply(this, args);
+    return router.transaction(work, () => transaction.apply(this, args), {
       level: typeof args[0] === 'string' ? args[0] : undefined,
       // TypeORM releases the runner it took from the DataSource, not a manager's own one.
       releasesRunner: !this.queryRunner,
@@ -98,7 +98,7 @@ function wrapWrite(prototype: object, method: string, operation: string): void {
   const original = target[method];
   if (typeof original !== 'function') return;
   target[method] = function (this: { dataSource: DataSource }, ...args: unknown[]) {
-    const guard = guards.get(this.dataSource);
-    return guard ? guard.write(operation, () => original.apply(this, args)) : original.apply(this, args);
+    const router = routers.get(this.dataSource);
+    return router ? router.write(operation, () => original.apply(this, args)) : original.apply(this, args);
   };
 }

@@ -1,4 +1,3 @@
-import { Logger } from '@nestjs/common';
 import { TransactionNotStartedError, TypeORMError } from 'typeorm';
 import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel';
 import { validateIsolationLevel } from 'typeorm/driver/validate-isolation-level';
@@ -7,9 +6,20 @@ import { TransactionControlError, WriteOutsideJobError } from '../errors';
 import type { ReadConnection } from './read-connection';
 import { firstKeyword, statementKind } from '../sqlite/sql-statement';
 import type { TransactionScope, WriteWork } from '../transaction/transaction-scope';
-import type { OutsideWriteMode } from '../core/coordinator-options';
 import type { JobContext } from '../queue/write-queue';
-import { isGateCall, RunnerMethods, WriterGate } from '../transaction/writer-connection';
+import { isCoordinatorCall, RunnerMethods, WriterConnection } from '../transaction/writer-connection';
+
+/**
+ * What happens to a TypeORM write issued outside a coordinator job (a `repo.save()` in a
+ * controller, a `dataSource.transaction()`, a raw `INSERT` through `dataSource.query()`):
+ * - `'serialize'`: it runs as its own job on the coordinator (a transaction holds the drain until
+ *   it commits or rolls back);
+ * - `'warn'`: the same, and a warning naming the operation is logged once per operation, to help
+ *   move such writes into explicit jobs;
+ * - `'throw'`: it is refused with `WRITE_OUTSIDE_JOB` and nothing is written;
+ * - `'off'`: it runs unserialised, as TypeORM alone would run it (unsafe under concurrency).
+ */
+export type OutsideWriteMode = 'serialize' | 'warn' | 'throw' | 'off';
 
 /** @internal Puts a job on the coordinator's queue (with its not-ready and state checks). */
 export type JobEnqueuer = <T>(label: string, run: (ctx: JobContext) => Promise<T>, batchable: boolean) => Promise<T>;
@@ -26,24 +36,22 @@ const IMMEDIATE_BEGIN = 'BEGIN IMMEDIATE TRANSACTION';
  * - outside a job: a write runs as its own job (`writesOutsideJobs`), a read goes to the read
  *   connection, a transaction opened on the runner holds the drain until it ends.
  */
-export class WriteGuard {
+export class WriteRouter {
   private readonly warned = new Set<string>();
-  private readonly logger: Logger;
 
   constructor(
-    private readonly gate: WriterGate,
+    private readonly writer: WriterConnection,
     private readonly scope: TransactionScope,
     private readonly reader: ReadConnection | undefined,
     private readonly mode: OutsideWriteMode,
     private readonly enqueue: JobEnqueuer,
-    coordinatorName: string,
-  ) {
-    this.logger = new Logger(`WriteCoordinator(${coordinatorName})`);
-  }
+    /** Where `'warn'` mode's warnings go (the coordinator's logger). */
+    private readonly warn: (message: string) => void,
+  ) {}
 
   /** Replaces the shared runner's methods with routing ones; {@link uninstall} restores them. */
   install(): void {
-    const runner = this.gate.runner as unknown as RunnerMethods;
+    const runner = this.writer.runner as unknown as RunnerMethods;
     runner.query = (sql, parameters, structured) => this.query(sql, parameters, structured);
     runner.startTransaction = (level) => this.startTransaction(level);
     runner.commitTransaction = () => this.endTransaction('commit');
@@ -51,7 +59,7 @@ export class WriteGuard {
   }
 
   uninstall(): void {
-    const runner = this.gate.runner as unknown as Partial<RunnerMethods>;
+    const runner = this.writer.runner as unknown as Partial<RunnerMethods>;
     delete runner.query;
     delete runner.startTransaction;
     delete runner.commitTransaction;
@@ -61,7 +69,7 @@ export class WriteGuard {
   /** An EntityManager / QueryBuilder write: joins the job it is called from, else becomes one. */
   write<T>(operation: string, call: () => Promise<T>): Promise<T> {
     if (this.scope.isInside) return call();
-    return this.outside(operation, call, (ctx) => this.scope.runJob(this.gate, ctx, call));
+    return this.outside(operation, call, (ctx) => this.scope.runJob(this.writer, ctx, call));
   }
 
   /**
@@ -78,19 +86,20 @@ export class WriteGuard {
   ): Promise<T> {
     const refused = this.refusedLevel(call.level);
     if (refused) return refused;
-    const ended = (done: Promise<T>) => (call.releasesRunner ? done.finally(() => this.gate.runner.release()) : done);
+    const ended = (done: Promise<T>) => (call.releasesRunner ? done.finally(() => this.writer.runner.release()) : done);
     const inline = this.scope.runInline(work);
     if (inline) return ended(inline);
     // Released inside the job, before the drain moves on to the next one.
     return this.outside('EntityManager.transaction', unserialised, (ctx) =>
-      ended(this.scope.runJob(this.gate, ctx, work)),
+      ended(this.scope.runJob(this.writer, ctx, work)),
     );
   }
 
   private query(sql: string, parameters?: unknown[], structured?: boolean): Promise<unknown> {
     // The coordinator's own BEGIN/COMMIT (its context is already marked): straight through.
-    if (isGateCall()) return this.gate.query(sql === DEFERRED_BEGIN ? IMMEDIATE_BEGIN : sql, parameters, structured);
-    const run = () => this.gate.query(sql, parameters, structured);
+    if (isCoordinatorCall())
+      return this.writer.query(sql === DEFERRED_BEGIN ? IMMEDIATE_BEGIN : sql, parameters, structured);
+    const run = () => this.writer.query(sql, parameters, structured);
     const kind = statementKind(sql);
     if (kind === 'transaction' && this.scope.isInside) {
       return Promise.reject(
@@ -105,7 +114,7 @@ export class WriteGuard {
       // A WITH can end in an INSERT: SQLite, not the first keyword, says whether it writes.
       if (this.reader?.isOpen) {
         if (this.reader.reads(sql)) return this.reader.query(sql, parameters, structured);
-      } else if (this.gate.reads(sql)) {
+      } else if (this.writer.reads(sql)) {
         return run();
       }
     }
@@ -124,7 +133,7 @@ export class WriteGuard {
     return this.outside(
       operation,
       run,
-      (ctx) => this.scope.runJob(this.gate, ctx, run, { transactional }),
+      (ctx) => this.scope.runJob(this.writer, ctx, run, { transactional }),
       transactional,
     );
   }
@@ -133,21 +142,22 @@ export class WriteGuard {
     const refused = this.refusedLevel(level);
     if (refused) return refused;
     // Inside a job: a nested level of the caller's own, ordered with the job's other statements.
-    const inside = this.scope.statement(() => this.gate.original.startTransaction(level));
+    const inside = this.scope.statement(() => this.writer.original.startTransaction(level));
     if (inside) return inside;
-    return this.outside('queryRunner.startTransaction', () => this.gate.original.startTransaction(level), undefined);
+    return this.outside('queryRunner.startTransaction', () => this.writer.original.startTransaction(level), undefined);
   }
 
   private endTransaction(end: 'commit' | 'rollback'): Promise<void> {
-    const original = end === 'commit' ? this.gate.original.commitTransaction : this.gate.original.rollbackTransaction;
+    const original =
+      end === 'commit' ? this.writer.original.commitTransaction : this.writer.original.rollbackTransaction;
     const held = this.scope.heldTransaction();
-    if (held && (this.gate.depth <= 1 || !held.open)) {
+    if (held && (this.writer.depth <= 1 || !held.open)) {
       if (end === 'rollback') return held.held.rollback();
       const site = captureCallSite();
       return held.held.commit().catch((error: unknown) => Promise.reject(appendCallSite(error, site)));
     }
     if (this.scope.isInside) {
-      if (this.gate.depth > (this.scope.jobBaseDepth ?? 1)) return this.scope.statement(original) ?? original();
+      if (this.writer.depth > (this.scope.jobBaseDepth ?? 1)) return this.scope.statement(original) ?? original();
       return Promise.reject(
         new TypeORMError(
           `${end}Transaction() would end the coordinator job's own transaction; ` +
@@ -192,7 +202,7 @@ export class WriteGuard {
     // neither can share a batch.
     const queued = job
       ? this.enqueue(operation, job, batchable)
-      : (this.scope.beginHeld(this.gate, (run) => this.enqueue(operation, run, false)) as Promise<T>);
+      : (this.scope.beginHeld(this.writer, (run) => this.enqueue(operation, run, false)) as Promise<T>);
     return queued.catch((error: unknown) => Promise.reject(appendCallSite(error, site)));
   }
 
@@ -204,8 +214,8 @@ export class WriteGuard {
   private refusedLevel(level: string | undefined): Promise<never> | undefined {
     try {
       validateIsolationLevel(
-        this.gate.dataSource.driver.supportedIsolationLevels,
-        (level ?? this.gate.dataSource.options.isolationLevel) as IsolationLevel | undefined,
+        this.writer.dataSource.driver.supportedIsolationLevels,
+        (level ?? this.writer.dataSource.options.isolationLevel) as IsolationLevel | undefined,
       );
       return undefined;
     } catch (error) {
@@ -231,7 +241,7 @@ export class WriteGuard {
       .slice(1)
       .find((line) => !/node_modules|write-coordinator[\\/]src|node:internal/.test(line))
       ?.trim();
-    this.logger.warn(
+    this.warn(
       `${operation} ran outside a coordinator job and was serialised as its own job` +
         `${caller ? ` (${caller})` : ''}; move it into coordinator.run(), submit() or a @SerializedWrite method ` +
         "(logged once per operation; writesOutsideJobs: 'serialize' silences this)",

@@ -6,7 +6,7 @@ import { InvalidOptionsError } from './errors';
  * @internal Fails bootstrap when two `WriteCoordinatorModule` registrations use one name: both
  * would export the same token and one coordinator would silently shadow the other.
  */
-export class CoordinatorNameGuard implements OnModuleInit {
+export class UniqueNameCheck implements OnModuleInit {
   constructor(
     private readonly moduleRef: ModuleRef,
     private readonly token: unknown,
