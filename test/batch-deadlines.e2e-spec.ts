@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { WriteCoordinator } from '@app/write-coordinator';
+import { Test } from '@nestjs/testing';
+import { WriteCoordinator, WriteCoordinatorModule } from '@app/write-coordinator';
 import { committedKeys } from './fixtures/committed-rows';
 import { deferred, flush } from './fixtures/deferred';
 import { Item } from './fixtures/item.entity';
-import { tempDir } from './fixtures/temp-sqlite';
+import { openDataSource, tempDir } from './fixtures/temp-sqlite';
 import { createTestingApp, useTestingApp } from './fixtures/testing-app';
 
 /** The outcome of a promise as a plain value (observed at once: a rejection is never unhandled). */
@@ -44,7 +45,9 @@ describe('deadlines inside a batch (issue 9, item 6)', () => {
     const quick = insert(c, 'quick', { timeoutMs: 300 });
     const slowGate = deferred();
     let slowRefusal: unknown;
-    const slow = c.run(async (m) => {
+    let slowSignal: AbortSignal | undefined;
+    const slow = c.run(async (m, job) => {
+      slowSignal = job.signal;
       await m.insert(Item, { key: 'slow-1', job: 0, step: 0 });
       await slowGate.promise;
       // The batch gave up on this job: whatever it writes now is refused, never committed.
@@ -58,13 +61,17 @@ describe('deadlines inside a batch (issue 9, item 6)', () => {
     expect(await outcomeWithin(quick, 5_000)).toEqual({ ok: 'quick' });
     expect(await outcomeWithin(leader, 100)).toEqual({ ok: 'leader' });
     expect(await outcomeWithin(slow, 100)).toMatchObject({ code: 'TIMEOUT' });
+    expect(slowSignal?.aborted).toBe(true); // its work is told to stop
+    expect(c.metrics()).toMatchObject({ timedOut: 1 });
     expect(await outcomeWithin(after, 5_000)).toEqual({ ok: 'after' });
 
     slowGate.resolve();
     await sleep(50);
     expect(slowRefusal).toMatchObject({ code: 'TIMEOUT' });
     expect(committedKeys(t.database)).toEqual(['leader', 'quick', 'after']);
-    expect(c.metrics()).toMatchObject({ running: 0, queueDepth: 0 });
+    const m = c.metrics();
+    expect(m).toMatchObject({ running: 0, queueDepth: 0 });
+    expect(m.accepted).toBe(m.completed + m.failed + m.cancelled + m.timedOut + m.dropped + m.queueDepth + m.running);
     await expect(insert(c, 'later')).resolves.toBe('later');
   });
 
@@ -198,5 +205,56 @@ describe('writes during the rest of the application shutdown (issue 9, item 2)',
     ]);
     expect(committedKeys(database)).toEqual([]);
     tmp.cleanup();
+  });
+});
+
+describe('a re-entrant call that ends its own savepoint inside a batch member', () => {
+  const t = useTestingApp({ coordinator: { maxBatchSize: 64 } });
+
+  it('is refused, and an error that says nothing was written is true', async () => {
+    const c = t.coordinator;
+    const release = deferred();
+    const leader = c.run(async (m) => {
+      await m.insert(Item, { key: 'leader', job: 0, step: 0 });
+      await release.promise;
+    });
+    const member = c.run(async (m) => {
+      await m.insert(Item, { key: 'member', job: 0, step: 0 });
+      await c.run((m2) => m2.queryRunner!.commitTransaction());
+    });
+    await flush();
+    release.resolve();
+    const [l, r] = await Promise.allSettled([leader, member]);
+    expect(l.status).toBe('fulfilled');
+    expect(r.status).toBe('rejected');
+    expect(committedKeys(t.database)).toEqual(['leader']);
+  });
+});
+
+describe('a DataSource the app passed as an instance', () => {
+  it('is given back at app.close(): usable by plain TypeORM and by the coordinator of another app', async () => {
+    const tmp = tempDir();
+    const ds = await openDataSource(tmp.file('owned.db'));
+    const boot = async () => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [WriteCoordinatorModule.forRoot({ dataSource: ds })],
+      }).compile();
+      const app = moduleRef.createNestApplication({ logger: false });
+      await app.init();
+      return app;
+    };
+    try {
+      const first = await boot();
+      await first.get(WriteCoordinator).run((m) => m.insert(Item, { key: 'a', job: 0, step: 0 }));
+      await first.close();
+      await ds.getRepository(Item).insert({ key: 'b', job: 0, step: 0 });
+      const second = await boot();
+      await second.get(WriteCoordinator).run((m) => m.insert(Item, { key: 'c', job: 0, step: 0 }));
+      await second.close();
+      expect(committedKeys(tmp.file('owned.db'))).toEqual(['a', 'b', 'c']);
+    } finally {
+      await ds.destroy();
+      tmp.cleanup();
+    }
   });
 });

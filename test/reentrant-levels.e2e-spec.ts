@@ -3,6 +3,7 @@ import { DataSource, EntityManager, Repository } from 'typeorm';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { WriteCoordinator, WriteCoordinatorEvents } from '@app/write-coordinator';
 import { committedKeys } from './fixtures/committed-rows';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { flush } from './fixtures/deferred';
 import { EventRecorder } from './fixtures/event.recorder';
 import { Item } from './fixtures/item.entity';
@@ -123,5 +124,60 @@ describe('re-entrant calls and the writes of their own level', () => {
     });
     expect(result).toEqual({ insideOk: true, refused: expect.stringContaining('savepoint open') });
     expect(committedKeys(t.database).sort()).toEqual(['from-inner', 'from-outer-after']);
+  });
+
+  it('does not hold back a same-level read a re-entrant call is waiting for (a memoised read)', async () => {
+    const c = t.coordinator;
+    await repo().save(item('config'));
+    let config: Promise<Item | null> | undefined;
+    const loadConfig = () => (config ??= repo().findOneBy({ key: 'config' }));
+    const outcome = await Promise.race([
+      c.run(async () => {
+        await Promise.all([
+          c.run(async (m) => {
+            await sleep(20); // its savepoint is open; the read below was issued by its parent level
+            const found = await loadConfig();
+            await m.insert(Item, item(`child-saw-${found?.key}`));
+          }),
+          sleep(5).then(loadConfig),
+        ]);
+        return 'done';
+      }),
+      sleep(5_000).then(() => 'deadlocked'),
+    ]);
+    expect(outcome).toBe('done');
+    expect(committedKeys(t.database).sort()).toEqual(['child-saw-config', 'config']);
+  });
+
+  it('refuses a commitTransaction() at a re-entrant call’s own level: it would end the job’s transaction', async () => {
+    const c = t.coordinator;
+    const outcome = await c
+      .run(async (m) => {
+        await m.insert(Item, item('before'));
+        const inner = await c
+          .run((m2) => m2.queryRunner!.commitTransaction())
+          .then(
+            () => 'committed',
+            (e: Error) => e.constructor.name,
+          );
+        expect(inner).toBe('TypeORMError');
+        throw new Error('the job fails');
+      })
+      .catch((e: Error) => e.message);
+    expect(outcome).toBe('the job fails');
+    expect(committedKeys(t.database)).toEqual([]);
+  });
+
+  it('waits for a re-entrant call the work did not await: its writes commit with the job', async () => {
+    const c = t.coordinator;
+    const outcome = await c.run(async () => {
+      void c.run(async (m) => {
+        await sleep(50);
+        await m.insert(Item, item('late-child'));
+      });
+      return 'returned';
+    });
+    expect(outcome).toBe('returned');
+    expect(committedKeys(t.database)).toEqual(['late-child']);
   });
 });

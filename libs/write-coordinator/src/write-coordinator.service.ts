@@ -60,12 +60,15 @@ export class WriteCoordinator
   }
 
   /**
-   * @internal Nothing to undo here: the coordinator stopped in `beforeApplicationShutdown`, and it
-   * keeps the DataSource until `@nestjs/typeorm` (or the app) destroys it, refusing its writes
-   * with `SHUTDOWN` meanwhile, so that no shutdown hook of another module can write unserialised.
-   * A DataSource already destroyed is let go now.
+   * @internal The coordinator stopped in `beforeApplicationShutdown`. A DataSource of
+   * `@nestjs/typeorm` stays attached until it is destroyed (later in this phase), its writes
+   * refused with `SHUTDOWN` meanwhile, so that no shutdown hook of another module can write
+   * unserialised. A DataSource the app passed as an instance is the app's: it is given back now,
+   * usable again (by plain TypeORM, or by a coordinator of another app).
    */
   onApplicationShutdown(): void {
-    this.releaseIfDestroyed();
+    // A DataSource the app passed as an instance is the app's: given back now, usable again.
+    if (typeof this.options.dataSource === 'object') this.release();
+    else this.releaseIfDestroyed();
   }
 }

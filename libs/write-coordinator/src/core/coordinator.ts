@@ -288,7 +288,7 @@ export class Coordinator {
       throw new InvalidOptionsError('graceMs', 'a finite number of ms ≥ 0', graceMs, 'Coordinator.close()');
     }
     await this.stop(graceMs);
-    this.attachment?.detach();
+    this.release();
   }
 
   /** @internal Registers a `@WriteHandler`; called by the explorer at bootstrap. */
@@ -347,6 +347,11 @@ export class Coordinator {
    */
   protected releaseIfDestroyed(): void {
     if (this.attachment && !this.attachment.dataSource.isInitialized) this.attachment.detach();
+  }
+
+  /** Gives the DataSource back to plain TypeORM now (its writes are no longer serialised). */
+  protected release(): void {
+    this.attachment?.detach();
   }
 
   /** Queues a job on the writer of the attached DataSource, or refuses it before {@link attach}. */

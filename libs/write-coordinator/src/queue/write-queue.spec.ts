@@ -278,6 +278,31 @@ describe('WriteQueue', () => {
       expectBalanced(q);
     });
 
+    it('still runs one job at a time when expiring the head admits submitters waiting for room', async () => {
+      const q = queue({ capacity: 1 });
+      let running = 0;
+      let maxRunning = 0;
+      const job =
+        (name: string, first = false) =>
+        async () => {
+          running++;
+          maxRunning = Math.max(maxRunning, running);
+          await Promise.resolve(); // the others are submitted by then
+          if (first)
+            busy(60); // B's deadline passes meanwhile; its timer cannot fire
+          else await flush();
+          running--;
+          return name;
+        };
+      const a = q.enqueue(job('A', true));
+      const b = q.enqueue(job('B'), { timeoutMs: 30 }).catch((e: unknown) => codeOf(e));
+      const c = q.enqueue(job('C')); // waits for room
+      const d = q.enqueue(job('D')); // waits for room
+      expect(await Promise.all([a, b, c, d])).toEqual(['A', 'TIMEOUT', 'C', 'D']);
+      expect(maxRunning).toBe(1);
+      expectBalanced(q);
+    });
+
     it('refuses the commit of a job whose synchronous work ran past its deadline', async () => {
       const q = queue();
       let claimed: boolean | undefined;

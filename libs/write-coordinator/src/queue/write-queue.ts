@@ -47,6 +47,11 @@ export interface TakenJob {
   complete(value: unknown): void;
   /** Settles the job as failed with this error. */
   fail(error: unknown): void;
+  /**
+   * Ends the job's run with this `TIMEOUT` now, as if its deadline had passed: its caller is
+   * rejected, its signal aborted, {@link onEndedEarly} called; it counts as timed out.
+   */
+  timeOut(error: WriteCoordinatorError): void;
   /** Id and label of the job. */
   readonly jobId: string;
   readonly label: string | undefined;
@@ -245,6 +250,8 @@ export class WriteQueue {
   private readonly roomWaiters = new JobList<Job>();
   /** The one running job. Invariant: never more than one; only `pump()` sets it. */
   private active: Job | null = null;
+  /** True while `pump()` expires the queue head (a nested pump must not start a job meanwhile). */
+  private pumping = false;
   /** Jobs the running job took into its batch and has not settled yet. */
   private readonly taken = new Set<Job>();
   /** Completions of taken jobs, reported right after the running job's (batch order). */
@@ -390,6 +397,7 @@ export class WriteQueue {
       run: async () => job.run(),
       complete: (value) => this.completions.push(() => settle(true, value)),
       fail: (error) => settle(false, error),
+      timeOut: (error) => this.endEarly(job, EndReason.TimedOut, () => error),
       jobId: job.jobId,
       label: job.label,
       deadlineAt: job.deadlineAt,
@@ -499,8 +507,14 @@ export class WriteQueue {
 
   /** Starts the next job unless one is running. The only place that sets `active`. */
   private pump(): void {
-    if (this.active !== null) return;
-    this.dropExpiredHead();
+    if (this.active !== null || this.pumping) return;
+    // Expiring the head refills the queue from the room waiters, which pumps again: not from here.
+    this.pumping = true;
+    try {
+      this.dropExpiredHead();
+    } finally {
+      this.pumping = false;
+    }
     const job = this.queue.shift();
     if (job === null) return;
     this.active = job;

@@ -72,6 +72,9 @@ export interface Frame {
   baseDepth: number;
 }
 
+/** @internal A frame's `tail` while none of its re-entrant calls ever ran. */
+export const IDLE_TAIL: Promise<unknown> = Promise.resolve();
+
 /** @internal The frames of running jobs, by async context. */
 export const frames = new AsyncLocalStorage<Frame>();
 
@@ -103,12 +106,14 @@ export function newJobRun(): JobRun {
 }
 
 /**
- * @internal Runs one statement of `frame`'s level (or a savepoint step of the coordinator's):
- * refused once the job was abandoned, held back while a re-entrant call of the same level has its
- * savepoint open, and counted while in flight (see {@link whenQuiet}).
+ * @internal Runs one statement of `frame`'s level: refused once the job was abandoned, counted
+ * while in flight (see {@link whenQuiet}), and, when it writes, held back while a re-entrant call
+ * of the same level has its savepoint open (a ROLLBACK TO SAVEPOINT would erase it). A read is
+ * never held back: nothing can erase it, and a re-entrant call may be waiting for it (a memoised
+ * read the call awaits would otherwise wait for the call: a deadlock).
  */
-export function admit<T>(frame: Frame, step: () => Promise<T>): Promise<T> {
-  if (frame.blocked && frame.run.abandoned === undefined) {
+export function admit<T>(frame: Frame, step: () => Promise<T>, reads = false): Promise<T> {
+  if (frame.blocked && !reads && frame.run.abandoned === undefined) {
     return new Promise<void>((resolve) => frame.unblockWaiters.push(resolve)).then(() => admit(frame, step));
   }
   return admitStep(frame.run, step);

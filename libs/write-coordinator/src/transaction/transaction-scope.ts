@@ -1,6 +1,18 @@
 import { BusyError, InternalError, TimeoutError, WriteCoordinatorError } from '../errors';
 import { HeldTransaction } from './held-transaction';
-import { admit, admitStep, Frame, frames, JobRun, newJobRun, NO_JOB, unblock, whenQuiet, WriteWork } from './job-frame';
+import {
+  admit,
+  admitStep,
+  Frame,
+  frames,
+  IDLE_TAIL,
+  JobRun,
+  newJobRun,
+  NO_JOB,
+  unblock,
+  whenQuiet,
+  WriteWork,
+} from './job-frame';
 import { isBusy, sqliteCode } from '../sqlite/sqlite-error';
 import type { WriterConnection } from './writer-connection';
 import type { JobContext, TakenJob } from '../queue/write-queue';
@@ -106,9 +118,9 @@ export class TransactionScope {
    * savepoint's fate), refused once the job was abandoned, counted while in flight.
    * @returns undefined when not inside a job of this scope (the caller must route it instead).
    */
-  statement<T>(step: () => Promise<T>): Promise<T> | undefined {
+  statement<T>(step: () => Promise<T>, reads = false): Promise<T> | undefined {
     const frame = this.frame();
-    return frame && admit(frame, step);
+    return frame && admit(frame, step, reads);
   }
 
   /**
@@ -133,7 +145,7 @@ export class TransactionScope {
     frame.open = true;
     try {
       const result = await frames.run(frame, () => work(writer.manager, frame.job));
-      if (frame.run.inFlight > 0) await whenQuiet(frame.run); // statements the work did not await
+      await settled(frame); // re-entrant calls and statements the work did not await are part of the job
       if (!ctx.claimCommit()) throw ctx.signal.reason;
       try {
         // Still inside the frame: subscribers' BeforeTransactionCommit writes join the transaction.
@@ -234,7 +246,7 @@ export class TransactionScope {
       run: run ?? newJobRun(),
       parent,
       open: false,
-      tail: Promise.resolve(),
+      tail: IDLE_TAIL,
       blocked: false,
       unblockWaiters: [],
       afterCommit: [],
@@ -258,14 +270,16 @@ export class TransactionScope {
       const child = this.newFrame(writer, frame, undefined, run);
       child.job = frame.job;
       child.open = true;
+      child.baseDepth = writer.depth; // its own level: a commitTransaction() at it is refused
       let result: T;
       try {
         result = await frames.run(child, () => work(writer.manager, frame.job));
-        if (run.inFlight > 0) await whenQuiet(run); // statements the work did not await
+        await settled(child);
+        if (writer.depth !== child.baseDepth) throw levelsLeftOpenInCall(frame.job.jobId);
       } catch (error) {
         child.open = false;
         // The work's error matters to the caller; the job's own rollback cleans up after a failure here.
-        await admitStep(run, () => writer.original.rollbackTransaction()).catch(() => undefined);
+        await admitStep(run, () => this.rollbackTo(writer, child.baseDepth)).catch(() => undefined);
         throw error;
       }
       child.open = false;
@@ -392,12 +406,15 @@ export class TransactionScope {
       if (commitBy === Infinity) return;
       timer = setTimeout(
         () => {
-          const error = new TimeoutError(
-            'its batch had to commit to answer an earlier job of the batch before that job’s deadline; ' +
-              'it was rolled back before its work finished, nothing was written',
-            { jobId: taken.jobId, label: taken.label },
+          // As for its own deadline: caller rejected, signal aborted, counted as timed out; that
+          // ends it early, which abandons it (onEndedEarly above).
+          taken.timeOut(
+            new TimeoutError(
+              'its batch had to commit to answer an earlier job of the batch before that job’s deadline; ' +
+                'it was rolled back before its work finished, nothing was written',
+              { jobId: taken.jobId, label: taken.label },
+            ),
           );
-          decide({ ok: false, error }, true);
         },
         Math.max(0, commitBy - performance.now()),
       );
@@ -488,7 +505,7 @@ export class TransactionScope {
     batch.current = frame;
     try {
       const result = await frames.run(frame, () => work(writer.manager, frame.job));
-      if (frame.run.inFlight > 0) await whenQuiet(frame.run); // statements the work did not await
+      await settled(frame); // re-entrant calls and statements the work did not await are part of the job
       if (frame.run.abandoned !== undefined) throw frame.run.abandoned;
       if (writer.depth !== frame.baseDepth) throw levelsLeftOpen(ctx);
       if (!ctx.claimCommit()) throw ctx.signal.reason;
@@ -506,6 +523,12 @@ export class TransactionScope {
       await this.rollbackLevels(writer, frame).catch(() => undefined); // the leader checks the transaction
       throw error;
     }
+  }
+
+  /** Rolls back the levels above `depth` (TypeORM's own, opened by hand), then the savepoint at `depth`. */
+  private async rollbackTo(writer: WriterConnection, depth: number): Promise<void> {
+    while (writer.runner.isTransactionActive && writer.depth > depth) await writer.original.rollbackTransaction();
+    if (writer.depth === depth && writer.runner.isTransactionActive) await writer.original.rollbackTransaction();
   }
 
   /** Rolls back the levels a member's work left open (TypeORM's own), then the member's savepoint. */
@@ -551,6 +574,24 @@ export class TransactionScope {
       }
     }
   }
+}
+
+/** A job level's re-entrant calls (chained on its `tail`) and in-flight statements, once settled. */
+async function settled(frame: Frame): Promise<void> {
+  while (frame.tail !== IDLE_TAIL) {
+    const tail = frame.tail;
+    await tail;
+    if (frame.tail === tail) break; // no call started meanwhile
+  }
+  if (frame.run.inFlight > 0) await whenQuiet(frame.run);
+}
+
+function levelsLeftOpenInCall(jobId: string): WriteCoordinatorError {
+  return new InternalError(
+    'a re-entrant call left transaction levels open (a startTransaction() without commit) or ended its ' +
+      'own savepoint (a commitTransaction()/rollbackTransaction() at its level); it was rolled back',
+    { jobId },
+  );
 }
 
 function levelsLeftOpen(ctx: JobContext): WriteCoordinatorError {

@@ -106,17 +106,17 @@ export class WriteRouter {
         new TransactionControlError(firstKeyword(sql)!.toUpperCase(), { jobId: this.scope.currentJobId }),
       );
     }
-    const inside = this.scope.statement(run);
+    // A WITH can end in an INSERT: SQLite, not the first keyword, says whether it writes.
+    const reads = kind === 'read' && this.writer.reads(sql);
+    const inside = this.scope.statement(run, reads);
     if (inside) return inside;
     const ended = this.endedHeldTransaction();
     if (ended) return ended;
-    if (kind === 'read') {
-      // A WITH can end in an INSERT: SQLite, not the first keyword, says whether it writes.
-      if (this.reader?.isOpen) {
-        if (this.reader.reads(sql)) return this.reader.query(sql, parameters, structured);
-      } else if (this.writer.reads(sql)) {
-        return run();
-      }
+    if (reads) {
+      if (!this.reader?.isOpen) return run();
+      // The read connection lacks what only the writer has (TEMP tables, later ATTACHes): the
+      // writer answers those, through the queue.
+      if (this.reader.reads(sql)) return this.reader.query(sql, parameters, structured);
     }
     const operation = `query(${firstKeyword(sql)?.toUpperCase() ?? 'SQL'})`;
     if (kind === 'transaction') {
