@@ -67,7 +67,6 @@ export class WriteCoordinator
    * usable again (by plain TypeORM, or by a coordinator of another app).
    */
   onApplicationShutdown(): void {
-    // A DataSource the app passed as an instance is the app's: given back now, usable again.
     if (typeof this.options.dataSource === 'object') this.release();
     else this.releaseIfDestroyed();
   }
