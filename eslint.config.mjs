@@ -18,6 +18,25 @@ export default tseslint.config(
     },
   },
   {
+    // The layers: only the Nest face (the library's root files) and its decorators may use Nest.
+    // Every folder below is Nest-free, so a plain script or worker can drive the Coordinator.
+    files: ['libs/write-coordinator/src/*/**/*.ts'],
+    ignores: ['libs/write-coordinator/src/decorators/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@nestjs/*'],
+              message: 'Nest-free layer: only the library root and decorators/ may import @nestjs/* (docs/design.md).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['scripts/**/*.mjs', 'bench/**/*.mjs', 'test/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {

@@ -19,13 +19,13 @@ export type {
   WriteRequest,
 } from './core/coordinator';
 export type { WriteHandlerFn } from './submit/write-handler.registry';
-export type { JobInfo, QueueMetrics, WriteQueueObserver } from './queue/write-queue';
+export type { JobInfo, QueueMetrics, WriteQueueObserver } from './queue/queue.types';
 export type { StorageStatus } from './sqlite/storage-health';
 export type { BatchMetrics } from './core/batch-stats';
-export type { WriteJob, WriteWork } from './transaction/transaction-scope';
+export type { WriteJob, WriteWork } from './transaction/write-job';
 export type { RawStatement } from './transaction/raw-statements';
 export type { LatencySummary } from './queue/latency-window';
-export type { WhenFull, WriteQueueState } from './queue/write-queue';
+export type { WhenFull, WriteQueueState } from './queue/queue.types';
 export { InjectWriteCoordinator, getWriteCoordinatorToken } from './decorators/inject-write-coordinator.decorator';
 export { SerializedWrite } from './decorators/serialized-write.decorator';
 export type { SerializedWriteOptions } from './decorators/serialized-write.decorator';

@@ -1,7 +1,7 @@
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import type { ChangePublisher } from './changes/change-publisher';
 import { WriteCoordinatorError } from './errors';
-import type { JobInfo, WriteQueueObserver } from './queue/write-queue';
+import type { JobInfo, WriteQueueObserver } from './queue/queue.types';
 import {
   JobAcceptedEvent,
   JobCompletedEvent,

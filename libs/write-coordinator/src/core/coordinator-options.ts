@@ -2,7 +2,7 @@ import { DataSource } from 'typeorm';
 import { InvalidOptionsError } from '../errors';
 import type { ChangePublisher } from '../changes/change-publisher';
 import type { TopicMapping } from '../changes/change-topics';
-import type { WhenFull } from '../queue/write-queue';
+import type { WhenFull } from '../queue/queue.types';
 import type { SynchronousLevel } from '../sqlite/sqlite-pragmas';
 import type { OutsideWriteMode } from '../typeorm/write-router';
 

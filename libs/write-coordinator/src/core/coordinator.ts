@@ -8,12 +8,13 @@ import type {
   QueueMetrics,
   WriteQueueObserver,
   WriteQueueState,
-} from '../queue/write-queue';
+} from '../queue/queue.types';
 import { WriteQueue } from '../queue/write-queue';
 import { StorageHealth, StorageStatus } from '../sqlite/storage-health';
 import { WriteHandlerFn, WriteHandlerRegistry } from '../submit/write-handler.registry';
 import { requestProblem } from '../submit/write-request.validation';
-import { TransactionScope, WriteWork } from '../transaction/transaction-scope';
+import { TransactionScope } from '../transaction/transaction-scope';
+import type { WriteWork } from '../transaction/write-job';
 import type { WriterConnection } from '../transaction/writer-connection';
 import { attachToDataSource, DataSourceAttachment } from '../typeorm/data-source-attachment';
 import { BatchMetrics, BatchStats } from './batch-stats';

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { WriteCoordinatorError } from '../errors';
-import { QueueMetrics, WhenFull, WriteQueue } from './write-queue';
+import type { QueueMetrics, WhenFull } from './queue.types';
+import { WriteQueue } from './write-queue';
 
 /**
  * Property-based tests of the queue core: random interleavings of submissions (succeeding,

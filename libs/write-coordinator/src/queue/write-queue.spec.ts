@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { deferred, flush } from '../../../../test/fixtures/deferred';
 import { WriteCoordinatorError } from '../errors';
-import { JobContext, WriteQueue, WriteQueueObserver, WriteQueueSettings } from './write-queue';
+import type { JobContext, WriteQueueObserver, WriteQueueSettings } from './queue.types';
+import { WriteQueue } from './write-queue';
 
 function queue(settings: Partial<WriteQueueSettings> = {}, observer?: WriteQueueObserver) {
   return new WriteQueue({ capacity: 256, whenFull: 'wait', timeoutMs: undefined, ...settings }, observer);

@@ -9,7 +9,7 @@ import {
 } from '../errors';
 import { isBusy, isConflict, sqliteCode } from '../sqlite/sqlite-error';
 import { jsonSize } from './write-request.validation';
-import type { WriteJob } from '../transaction/transaction-scope';
+import type { WriteJob } from '../transaction/write-job';
 
 /** A `@WriteHandler` method bound to its instance. */
 export type WriteHandlerFn = (params: unknown, manager: EntityManager) => unknown;

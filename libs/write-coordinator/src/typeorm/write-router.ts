@@ -5,8 +5,9 @@ import { appendCallSite, captureCallSite } from '../queue/call-site';
 import { TransactionControlError, WriteOutsideJobError } from '../errors';
 import type { ReadConnection } from './read-connection';
 import { firstKeyword, statementKind } from '../sqlite/sql-statement';
-import type { TransactionScope, WriteWork } from '../transaction/transaction-scope';
-import type { JobContext } from '../queue/write-queue';
+import type { TransactionScope } from '../transaction/transaction-scope';
+import type { WriteWork } from '../transaction/write-job';
+import type { JobContext } from '../queue/queue.types';
 import { isCoordinatorCall, RunnerMethods, WriterConnection } from '../transaction/writer-connection';
 
 /**
