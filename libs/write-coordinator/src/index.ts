@@ -11,6 +11,7 @@ export { WRITE_COORDINATOR_DEFAULTS, resolveWriteCoordinatorOptions } from './co
 export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './core/coordinator-options';
 export { WriteCoordinator } from './write-coordinator.service';
 export { Coordinator } from './core/coordinator';
+export { WriteQueue } from './queue/write-queue';
 export type {
   CoordinatorHooks,
   CoordinatorLog,
@@ -52,7 +53,7 @@ export type {
   RequestChange,
   WriteChange,
   WriteRequestMeta,
-} from './changes/change-publisher';
+} from './changes/write-change';
 export type { TopicMapping } from './changes/change-topics';
 export {
   BusyError,

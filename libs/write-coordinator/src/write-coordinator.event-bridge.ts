@@ -1,5 +1,5 @@
 import type { EventEmitter2 } from '@nestjs/event-emitter';
-import type { ChangePublisher } from './changes/change-publisher';
+import type { ChangePublisher } from './changes/write-change';
 import { WriteCoordinatorError } from './errors';
 import type { JobInfo, WriteQueueObserver } from './queue/queue.types';
 import {

@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 import { InvalidOptionsError } from '../errors';
-import type { ChangePublisher } from '../changes/change-publisher';
+import type { ChangePublisher } from '../changes/write-change';
 import type { TopicMapping } from '../changes/change-topics';
 import type { WhenFull } from '../queue/queue.types';
 import type { SynchronousLevel } from '../sqlite/sqlite-pragmas';

@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import type { ChangePublisher, WriteChange, WriteRequestMeta } from '../changes/change-publisher';
+import type { ChangePublisher, WriteChange, WriteRequestMeta } from '../changes/write-change';
 import { topicOf } from '../changes/change-topics';
 import { CoordinatorNotReadyError, InvalidOptionsError, InvalidParamsError, WriteCoordinatorError } from '../errors';
 import type {

@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import type { WriteChange } from '../changes/change-publisher';
+import type { WriteChange } from '../changes/write-change';
 import { EntityChangeCollector } from './entity-change.collector';
 import { InvalidOptionsError } from '../errors';
 import { ReadConnection } from './read-connection';

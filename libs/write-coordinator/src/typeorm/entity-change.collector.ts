@@ -7,7 +7,7 @@ import type {
   SoftRemoveEvent,
   UpdateEvent,
 } from 'typeorm';
-import type { EntityChange, EntityOperation, WriteChange } from '../changes/change-publisher';
+import type { EntityChange, EntityOperation, WriteChange } from '../changes/write-change';
 import { entityTopic } from '../changes/change-topics';
 import type { TransactionScope } from '../transaction/transaction-scope';
 
