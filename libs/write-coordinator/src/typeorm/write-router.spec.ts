@@ -109,9 +109,14 @@ describe('WriteRouter', () => {
       await flush();
 
       expect(await logged.dataSource.query('SELECT key FROM items')).toEqual([]);
+      expect(await logged.dataSource.query('SELECT key FROM items')).toEqual([]);
       release.resolve();
       await job;
-      expect(logged.reader).toEqual(['SELECT key FROM items']);
+      expect(logged.reader).toEqual(['SELECT key FROM items', 'SELECT key FROM items']);
+      // Inside the writer's transaction the TEMP schema version proves nothing: each read re-reads the names.
+      expect(logged.writer).toEqual(
+        loneJob(inserted('uncommitted'), TEMP_VERSION, TEMP_NAMES, TEMP_VERSION, TEMP_NAMES),
+      );
     });
 
     it('runs a write as its own job: its own BEGIN IMMEDIATE … COMMIT', async () => {
