@@ -4,13 +4,13 @@
 // "Without Nest: a script or worker".
 //
 // Run it from the repository root once the library is built:
-//   npx nest build && node examples/plain-node.mjs [database file, default data/plain-node.db]
+//   npx nest build && node examples/plain-node.mjs [database file, default plain-node.db]
 //
 // It imports the library's built entry point, because the package is not published yet. That file
-// is the package: in your own code, import the same names by the package name instead:
+// is the package: in your own code, import the same names by the package name instead,
 //   import { Coordinator, WriteCoordinatorError } from '@app/write-coordinator';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+// (docs/getting-started.md shows this code so; test/plain-node-example.e2e-spec.ts checks that the
+// page and this file say the same, and runs this file.)
 import { DataSource, EntitySchema } from 'typeorm';
 import { Coordinator, WriteCoordinatorError } from '../dist/libs/write-coordinator/src/index.js';
 
@@ -25,8 +25,7 @@ const Visit = new EntitySchema({
   columns: { id: { type: 'integer', primary: true, generated: true }, page: { type: 'text' } },
 });
 
-const database = process.argv[2] ?? 'data/plain-node.db';
-mkdirSync(dirname(database), { recursive: true });
+const database = process.argv[2] ?? 'plain-node.db';
 const dataSource = await new DataSource({
   type: 'better-sqlite3',
   database,

@@ -7,6 +7,9 @@ import { tempDir } from './fixtures/temp-sqlite';
 
 const root = join(__dirname, '..');
 const EXAMPLE = join('examples', 'plain-node.mjs');
+/** How the example imports the library in this repository, and how a user's own code does. */
+const BUILT_ENTRY = "'../dist/libs/write-coordinator/src/index.js'";
+const PACKAGE = "'@app/write-coordinator'";
 
 /**
  * A copy of the repository as the example sees it, in a temp dir: `examples/plain-node.mjs` (the
@@ -44,6 +47,17 @@ function checkout(dir: string): string {
   return example;
 }
 
+/** The first ```js block after `heading` in a markdown page. */
+function jsBlockAfter(markdown: string, heading: string): string {
+  const lines = markdown.split('\n');
+  const at = lines.indexOf(heading);
+  if (at < 0) throw new Error(`no heading '${heading}'`);
+  const open = lines.indexOf('```js', at);
+  const close = lines.indexOf('```', open + 1);
+  if (open < 0 || close < 0) throw new Error(`no \`\`\`js block after '${heading}'`);
+  return lines.slice(open + 1, close).join('\n');
+}
+
 /** Every row of `table`, through a fresh read-only connection. */
 function rows(database: string, table: string): unknown[] {
   const db = new Database(database, { readonly: true });
@@ -66,7 +80,7 @@ describe('examples/plain-node.mjs (a Coordinator without Nest, docs/getting-star
 
   it('runs as written: serialises concurrent run() writes and a submit(), prints them, closes and commits its rows', async () => {
     expect(readFileSync(example, 'utf8')).toBe(readFileSync(join(root, EXAMPLE), 'utf8'));
-    const database = tmp.file(join('data', 'plain-node.db'));
+    const database = tmp.file('plain-node.db');
 
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [example, database], {
       cwd: tmp.dir,
@@ -90,4 +104,12 @@ describe('examples/plain-node.mjs (a Coordinator without Nest, docs/getting-star
     expect(rows(database, 'counters')).toEqual([{ name: 'hits', value: 5 }]);
     expect(rows(database, 'visits')).toEqual([{ id: 1, page: '/home' }]);
   }, 90_000);
+
+  it('is the code docs/getting-started.md shows, but for the import of the library by its package name', () => {
+    const file = readFileSync(join(root, EXAMPLE), 'utf8');
+    expect(file).toContain(`from ${BUILT_ENTRY};`);
+    const code = file.slice(file.search(/^import /m)).trimEnd(); // without the header comment
+    const page = readFileSync(join(root, 'docs', 'getting-started.md'), 'utf8');
+    expect(jsBlockAfter(page, '## Without Nest: a script or worker')).toBe(code.replace(BUILT_ENTRY, PACKAGE));
+  });
 });
