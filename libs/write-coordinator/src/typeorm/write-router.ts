@@ -1,7 +1,7 @@
 import { TransactionNotStartedError, TypeORMError } from 'typeorm';
 import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel';
 import { validateIsolationLevel } from 'typeorm/driver/validate-isolation-level';
-import { appendCallSite, captureCallSite } from '../queue/call-site';
+import { appendCallSite, captureCallSite } from './call-site';
 import { TransactionControlError, WriteOutsideJobError } from '../errors';
 import type { ReadConnection } from './read-connection';
 import { firstKeyword, statementKind } from '../sqlite/sql-statement';

@@ -10,8 +10,8 @@ export interface CallSite {
 
 /** The separator between an error's own frames and those of the code that submitted the write. */
 const SEPARATOR = '    at <submitted from>';
-/** Frames of this library say nothing about the caller: they are left out. */
-const OWN_DIRECTORY = dirname(__filename);
+/** Frames of this library (its whole source tree: this file is one folder down) say nothing about the caller: they are left out. */
+const OWN_DIRECTORY = dirname(dirname(__filename));
 
 /** Errors that carry a call site, with their stack as it was before. */
 const annotated = new WeakMap<object, { site: CallSite; original: string }>();
