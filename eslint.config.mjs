@@ -53,4 +53,15 @@ export default tseslint.config(
       },
     },
   },
+  {
+    // CommonJS preload hooks for child processes (`node --require`).
+    files: ['test/**/*.cjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      sourceType: 'commonjs',
+      parserOptions: { projectService: false, project: null },
+      globals: { require: 'readonly', module: 'writable' },
+    },
+    rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-require-imports': 'off' },
+  },
 );

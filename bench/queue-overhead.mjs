@@ -4,7 +4,7 @@
 // Usage: npm run bench:queue [-- --jobs 200000 --rounds 5]
 import { parseArgs } from 'node:util';
 import PQueue from 'p-queue';
-import library from '../dist/libs/write-coordinator/src/index.js';
+import library from '../dist/libs/write-coordinator/src/core/index.js';
 
 const { WriteQueue } = library;
 

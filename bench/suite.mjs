@@ -15,7 +15,7 @@ import { Mutex } from 'async-mutex';
 import Database from 'better-sqlite3';
 import PQueue from 'p-queue';
 import { DataSource, EntitySchema } from 'typeorm';
-import library from '../dist/libs/write-coordinator/src/index.js';
+import library from '../dist/libs/write-coordinator/src/core/index.js';
 
 const { Coordinator, WriteQueue } = library;
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DataSource, EntitySchema } from 'typeorm';
-import library from '../dist/libs/write-coordinator/src/index.js';
+import library from '../dist/libs/write-coordinator/src/core/index.js';
 
 const { Coordinator } = library;
 const { values } = parseArgs({

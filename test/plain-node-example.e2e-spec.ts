@@ -8,8 +8,8 @@ import { tempDir } from './fixtures/temp-sqlite';
 const root = join(__dirname, '..');
 const EXAMPLE = join('examples', 'plain-node.mjs');
 /** How the example imports the library in this repository, and how a user's own code does. */
-const BUILT_ENTRY = "'../dist/libs/write-coordinator/src/index.js'";
-const PACKAGE = "'@app/write-coordinator'";
+const BUILT_ENTRY = "'../dist/libs/write-coordinator/src/core/index.js'";
+const PACKAGE = "'@app/write-coordinator/core'";
 
 /**
  * A copy of the repository as the example sees it, in a temp dir: `examples/plain-node.mjs` (the
@@ -82,10 +82,16 @@ describe('examples/plain-node.mjs (a Coordinator without Nest, docs/getting-star
     expect(readFileSync(example, 'utf8')).toBe(readFileSync(join(root, EXAMPLE), 'utf8'));
     const database = tmp.file('plain-node.db');
 
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [example, database], {
-      cwd: tmp.dir,
-      timeout: 60_000, // the script must end on its own: close() and destroy() leave nothing open
-    });
+    // With every @nestjs package unresolvable: the Nest-free entry must not load one.
+    const withoutNest = join(root, 'test', 'fixtures', 'workers', 'without-nest.cjs');
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      ['--require', withoutNest, example, database],
+      {
+        cwd: tmp.dir,
+        timeout: 60_000, // the script must end on its own: close() and destroy() leave nothing open
+      },
+    );
 
     const lines = stdout.trim().split('\n');
     // A figure, not an assertion: how group commit packed the six jobs.

@@ -11,7 +11,6 @@ export { WRITE_COORDINATOR_DEFAULTS, resolveWriteCoordinatorOptions } from './co
 export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './core/coordinator-options';
 export { WriteCoordinator } from './write-coordinator.service';
 export { Coordinator } from './core/coordinator';
-export { WriteQueue } from './queue/write-queue';
 export type {
   CoordinatorHooks,
   CoordinatorLog,

@@ -29,15 +29,22 @@ export class WriteCoordinator
     emitter: EventEmitter2 | undefined,
   ) {
     const logger = new Logger(`WriteCoordinator(${options.name})`);
-    super(options, {
-      events: emitter && createEventBridge(options.name, emitter),
-      publisher: emitter && createEventEmitterPublisher(emitter),
-      log: {
-        log: (message) => logger.log(message),
-        warn: (message) => logger.warn(message),
-        error: (message, error) => logger.error(message, error),
+    super(
+      options,
+      {
+        publisher: emitter && createEventEmitterPublisher(emitter),
+        log: {
+          log: (message) => logger.log(message),
+          warn: (message) => logger.warn(message),
+          error: (message, error) => logger.error(message, error),
+        },
       },
-    });
+      emitter && createEventBridge(options.name, emitter),
+    );
+  }
+
+  protected override get attachHint(): string {
+    return 'WriteCoordinatorModule.forRoot() attaches it at bootstrap';
   }
 
   /**

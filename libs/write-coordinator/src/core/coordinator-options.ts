@@ -203,10 +203,14 @@ type Check = (value: unknown) => string | undefined;
 
 const nonEmptyString: Check = (v) => (typeof v === 'string' && v.trim() !== '' ? undefined : 'a non-empty string');
 const integer: Check = (v) => (Number.isInteger(v) ? undefined : 'an integer');
+/** Longest delay a Node timer honours (2^31 − 1 ms, about 24.8 days); a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+const timerRange: Check = (v) =>
+  (v as number) <= MAX_TIMER_MS ? undefined : `at most ${MAX_TIMER_MS} ms (the longest delay a Node timer honours)`;
 const positiveFinite: Check = (v) =>
-  typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'a finite number of ms greater than 0';
+  typeof v === 'number' && Number.isFinite(v) && v > 0 ? timerRange(v) : 'a finite number of ms greater than 0';
 const nonNegativeFinite: Check = (v) =>
-  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : 'a finite number of ms, 0 or more';
+  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? timerRange(v) : 'a finite number of ms, 0 or more';
 const nonNegativeInteger: Check = (v) =>
   Number.isInteger(v) && (v as number) >= 0 ? undefined : 'an integer, 0 or more';
 const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : 'a boolean');
@@ -265,25 +269,37 @@ const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
  */
 export function resolveWriteCoordinatorOptions(
   options: WriteCoordinatorOptions | undefined = {},
+  context = 'WriteCoordinatorModule',
 ): ResolvedWriteCoordinatorOptions {
+  if (resolved.has(options as object)) return options as ResolvedWriteCoordinatorOptions;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new InvalidOptionsError('options', 'an object', options);
+    throw new InvalidOptionsError('options', 'an object', options, context);
   }
   for (const [field, value] of Object.entries(options)) {
     const check = CHECKS[field as keyof WriteCoordinatorOptions];
     if (!check) {
-      throw new InvalidOptionsError(field, `one of the known options (${Object.keys(CHECKS).join(', ')})`, value);
+      throw new InvalidOptionsError(
+        field,
+        `one of the known options (${Object.keys(CHECKS).join(', ')})`,
+        value,
+        context,
+      );
     }
     if (value === undefined) continue;
     const expected = check(value);
-    if (expected) throw new InvalidOptionsError(field, expected, value);
+    if (expected) throw new InvalidOptionsError(field, expected, value, context);
   }
   const merged = { ...WRITE_COORDINATOR_DEFAULTS, ...withoutUndefined(options) };
-  return Object.freeze({
+  const result = Object.freeze({
     ...merged,
     queueSize: merged.queueSize <= 0 ? WRITE_COORDINATOR_DEFAULTS.queueSize : merged.queueSize,
   });
+  resolved.add(result);
+  return result;
 }
+
+/** Options objects this module produced (validated once; resolving them again returns them). */
+const resolved = new WeakSet<object>();
 
 /**
  * Validates per-call {@link WriteOptions}-style fields with the same messages as module options.

@@ -5,6 +5,7 @@ import { CoordinatorNotReadyError, InvalidOptionsError, InvalidParamsError, Writ
 import type {
   EnqueueOptions,
   JobContext,
+  JobInfo,
   QueueMetrics,
   WriteQueueObserver,
   WriteQueueState,
@@ -19,6 +20,7 @@ import type { WriterConnection } from '../transaction/writer-connection';
 import { attachToDataSource, DataSourceAttachment } from '../typeorm/data-source-attachment';
 import { BatchMetrics, BatchStats } from './batch-stats';
 import {
+  OPTION_CHECKS,
   resolveWriteCoordinatorOptions,
   ResolvedWriteCoordinatorOptions,
   validateCallOptions,
@@ -105,13 +107,23 @@ export class Coordinator {
   /** Set by {@link attach}; until then every call fails with `COORDINATOR_NOT_READY`. */
   private attachment: DataSourceAttachment | undefined;
 
-  /** @throws {InvalidOptionsError} for invalid options, naming the field, the expected and the received value. */
-  constructor(options: WriteCoordinatorOptions = {}, hooks: CoordinatorHooks = {}) {
-    this.options = resolveWriteCoordinatorOptions(options);
+  /**
+   * Options the Nest face reads and a plain coordinator ignores: `dataSource` (give it to
+   * {@link attach}), `isGlobal`, `readinessDelayMs`, `gracefulHttpShutdown`.
+   *
+   * @throws {InvalidOptionsError} for invalid options, naming the field, the expected and the received value.
+   */
+  constructor(
+    options: WriteCoordinatorOptions = {},
+    hooks: CoordinatorHooks = {},
+    /** @internal The Nest face's own event bridge, trusted with the queue's job records. */
+    queueObserver?: WriteQueueObserver,
+  ) {
+    this.options = resolveWriteCoordinatorOptions(options, 'Coordinator');
     this.log = hooks.log ?? consoleLog(this.options.name);
     this.queue = new WriteQueue(
       { capacity: this.options.queueSize, whenFull: this.options.whenFull, timeoutMs: this.options.timeoutMs },
-      hooks.events,
+      queueObserver ?? (hooks.events && observerOf(hooks.events)),
     );
     this.scope = new TransactionScope(
       {
@@ -243,6 +255,14 @@ export class Coordinator {
    * @throws {InvalidOptionsError} when `method` already has a handler on this coordinator.
    */
   handle(method: string, fn: WriteHandlerFn, options: { validate?: (params: unknown) => boolean } = {}): void {
+    const context = 'Coordinator.handle()';
+    if (typeof method !== 'string' || method === '') {
+      throw new InvalidOptionsError('method', 'a non-empty string', method, context);
+    }
+    if (typeof fn !== 'function') throw new InvalidOptionsError('fn', 'a function', fn, context);
+    if (options.validate !== undefined && typeof options.validate !== 'function') {
+      throw new InvalidOptionsError('validate', 'a function', options.validate, context);
+    }
     this.handlers.register(method, fn, `Coordinator.handle('${method}')`, options.validate);
   }
 
@@ -280,16 +300,19 @@ export class Coordinator {
   /**
    * Ends the coordinator: drains for at most `graceMs`, then shuts down (what is still queued gets
    * `SHUTDOWN`; a running job that overruns by more than 1 s has its caller answered with
-   * `SHUTDOWN` and is never committed), then gives the DataSource back to plain TypeORM.
+   * `SHUTDOWN` and is never committed), then gives the DataSource back to plain TypeORM. A job
+   * abandoned that way may still hold its transaction: the DataSource is given back only once its
+   * work settled, and until then its writes are refused with `SHUTDOWN` (never run inside the
+   * abandoned transaction, to be rolled back with it).
    *
    * @param graceMs how long the drain may take. @default the `shutdownGraceMs` option
+   * @throws {InvalidOptionsError} for a `graceMs` that is not a number of ms from 0 to 2^31 − 1.
    */
   async close(graceMs: number = this.options.shutdownGraceMs): Promise<void> {
-    if (!(Number.isFinite(graceMs) && graceMs >= 0)) {
-      throw new InvalidOptionsError('graceMs', 'a finite number of ms ≥ 0', graceMs, 'Coordinator.close()');
-    }
-    await this.stop(graceMs);
-    this.release();
+    const expected = OPTION_CHECKS.nonNegativeFinite(graceMs);
+    if (expected) throw new InvalidOptionsError('graceMs', expected, graceMs, 'Coordinator.close()');
+    await this.stop(graceMs, 'graceMs');
+    void this.queue.onIdle().then(() => this.release());
   }
 
   /** @internal Registers a `@WriteHandler`; called by the explorer at bootstrap. */
@@ -303,14 +326,17 @@ export class Coordinator {
       throw new InvalidOptionsError(
         'dataSource',
         'one attach() per coordinator',
-        `a second DataSource for coordinator '${this.name}'`,
+        this.attachment.dataSource === dataSource
+          ? `the DataSource coordinator '${this.name}' is already attached to`
+          : `a second DataSource for coordinator '${this.name}'`,
+        'Coordinator.attach()',
       );
     }
     this.attachment = attachToDataSource(
       dataSource,
       this.options,
       this.scope,
-      (label, run, batchable) => this.enqueue({ label, batchable }, run),
+      (label, run, batchable) => this.enqueue({ label, batchable }, (ctx) => run(ctx)),
       this.publisher && { publish: (change) => this.publish(change), wants: () => this.wantsChanges() },
       (message) => this.log.warn(message),
     );
@@ -320,7 +346,7 @@ export class Coordinator {
    * Drains for at most `graceMs`, then shuts down; a running job still unsettled 1 s later has its
    * caller answered with `SHUTDOWN` (no caller is ever left pending). Logs one line per outcome.
    */
-  protected async stop(graceMs: number): Promise<void> {
+  protected async stop(graceMs: number, what = 'shutdownGraceMs'): Promise<void> {
     const startedAt = performance.now();
     const { queueDepth: queuedAtStart, running: runningAtStart } = this.queue.metrics();
     if (await settlesWithin(this.drain(), graceMs)) {
@@ -332,7 +358,7 @@ export class Coordinator {
     }
     const { queueDepth, running } = this.queue.metrics();
     this.log.warn(
-      `drain did not finish within ${graceMs} ms; rejecting ${queueDepth} queued job(s) with SHUTDOWN` +
+      `drain did not finish within ${what}=${graceMs}; rejecting ${queueDepth} queued job(s) with SHUTDOWN` +
         (running ? ', waiting up to 1 s for the running job' : ''),
     );
     if (!(await settlesWithin(this.shutdown(), OVERRUN_MS)) && this.queue.abandonRunning()) {
@@ -367,10 +393,14 @@ export class Coordinator {
     return this.queue.enqueue((ctx) => run(ctx, writer), options);
   }
 
+  /** What makes this coordinator ready, for the `COORDINATOR_NOT_READY` message. */
+  protected get attachHint(): string {
+    return 'call attach(dataSource) first';
+  }
+
   private notReadyReason(): string {
     return this.queue.state === 'running'
-      ? `coordinator '${this.name}' is not initialised yet ` +
-          '(WriteCoordinatorModule attaches it at bootstrap; a plain Coordinator needs attach(dataSource))'
+      ? `coordinator '${this.name}' is not initialised yet (${this.attachHint})`
       : `coordinator '${this.name}' is ${this.queue.state}`;
   }
 
@@ -391,6 +421,23 @@ export class Coordinator {
 /** The label of possibly invalid call options, for reporting a refusal. */
 function labelOf(options: WriteOptions): string | undefined {
   return typeof options.label === 'string' ? options.label : undefined;
+}
+
+/**
+ * A user's observer sees copies of the jobs' identities, never the queue's own records (which
+ * carry the job's settlement functions).
+ */
+function observerOf(events: WriteQueueObserver): WriteQueueObserver {
+  const info = (job: JobInfo): JobInfo => Object.freeze({ jobId: job.jobId, label: job.label });
+  return {
+    jobAccepted: events.jobAccepted && ((job, depth) => events.jobAccepted!(info(job), depth)),
+    jobStarted: events.jobStarted && ((job, waitMs) => events.jobStarted!(info(job), waitMs)),
+    jobCompleted: events.jobCompleted && ((job, waitMs, runMs) => events.jobCompleted!(info(job), waitMs, runMs)),
+    jobFailed: events.jobFailed && ((job, error) => events.jobFailed!(info(job), error)),
+    jobRejected: events.jobRejected && ((job, error) => events.jobRejected!(info(job), error)),
+    queueSaturated: events.queueSaturated && ((depth) => events.queueSaturated!(depth)),
+    queueDrained: events.queueDrained && (() => events.queueDrained!()),
+  };
 }
 
 /** The default {@link CoordinatorLog}: the console. */

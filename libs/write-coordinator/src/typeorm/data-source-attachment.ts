@@ -5,7 +5,7 @@ import { InvalidOptionsError } from '../errors';
 import { ReadConnection } from './read-connection';
 import { applyWriterPragmas, SynchronousLevel } from '../sqlite/sqlite-pragmas';
 import type { TransactionScope } from '../transaction/transaction-scope';
-import { registerRouter, unregisterRouter } from './typeorm-patches';
+import { assertUnrouted, registerRouter, unregisterRouter } from './typeorm-patches';
 import { JobEnqueuer, OutsideWriteMode, WriteRouter } from './write-router';
 import { WriterConnection } from '../transaction/writer-connection';
 
@@ -51,6 +51,15 @@ export function attachToDataSource(
   if (dataSource.options.type !== 'better-sqlite3') {
     throw new InvalidOptionsError('dataSource', "a DataSource of type 'better-sqlite3'", dataSource.options.type);
   }
+  if (!dataSource.isInitialized) {
+    throw new InvalidOptionsError(
+      'dataSource',
+      'an initialised DataSource (await dataSource.initialize())',
+      'one not initialised',
+    );
+  }
+  // Before anything touches it: a refused attach must leave the other coordinator's PRAGMAs alone.
+  assertUnrouted(dataSource, options.name);
   const writer = new WriterConnection(dataSource, options.busyBudgetMs);
   if (writer.runner.isTransactionActive) {
     throw new InvalidOptionsError(

@@ -50,6 +50,16 @@ let installed = false;
  * @throws {InvalidOptionsError} when another coordinator already serialises this DataSource.
  */
 export function registerRouter(dataSource: DataSource, router: WriteRouter, coordinator: string): void {
+  assertUnrouted(dataSource, coordinator);
+  installTypeormPatches();
+  routers.set(dataSource, router);
+}
+
+/**
+ * @internal Checks that no other coordinator serialises this DataSource (before touching it).
+ * @throws {InvalidOptionsError} when one does.
+ */
+export function assertUnrouted(dataSource: DataSource, coordinator: string): void {
   if (routers.has(dataSource)) {
     throw new InvalidOptionsError(
       'dataSource',
@@ -57,8 +67,6 @@ export function registerRouter(dataSource: DataSource, router: WriteRouter, coor
       `the DataSource already used by another coordinator than '${coordinator}'`,
     );
   }
-  installTypeormPatches();
-  routers.set(dataSource, router);
 }
 
 /** @internal Detaches a DataSource's router; its writes are TypeORM's alone again. */
