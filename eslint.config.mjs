@@ -31,7 +31,19 @@ export default tseslint.config(
               group: ['@nestjs/*'],
               message: 'Nest-free layer: only the library root and decorators/ may import @nestjs/* (docs/design.md).',
             },
+            {
+              // The Nest face (root files, decorators/) sits above every folder: importing it would load Nest.
+              group: ['../write-coordinator.*', '../optional-event-emitter', '../index', '../decorators/*'],
+              message: 'Nest-free layer: the Nest face (root files, decorators/) may not be imported from below.',
+            },
           ],
+        },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "ImportExpression[source.value=/^@nestjs\\//], CallExpression[callee.name='require'][arguments.0.value=/^@nestjs\\//]",
+          message: 'Nest-free layer: no dynamic import or require of @nestjs/* either.',
         },
       ],
     },
