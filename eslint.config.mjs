@@ -18,7 +18,38 @@ export default tseslint.config(
     },
   },
   {
-    files: ['scripts/**/*.mjs', 'bench/**/*.mjs', 'test/**/*.mjs'],
+    // The layers: only the Nest face (the library's root files) and its decorators may use Nest.
+    // Every folder below is Nest-free, so a plain script or worker can drive the Coordinator.
+    files: ['libs/write-coordinator/src/*/**/*.ts'],
+    ignores: ['libs/write-coordinator/src/decorators/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@nestjs/*'],
+              message: 'Nest-free layer: only the library root and decorators/ may import @nestjs/* (docs/design.md).',
+            },
+            {
+              // The Nest face (root files, decorators/) sits above every folder: importing it would load Nest.
+              group: ['../write-coordinator.*', '../optional-event-emitter', '../index', '../decorators/*'],
+              message: 'Nest-free layer: the Nest face (root files, decorators/) may not be imported from below.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "ImportExpression[source.value=/^@nestjs\\//], CallExpression[callee.name='require'][arguments.0.value=/^@nestjs\\//]",
+          message: 'Nest-free layer: no dynamic import or require of @nestjs/* either.',
+        },
+      ],
+    },
+  },
+  {
+    files: ['scripts/**/*.mjs', 'bench/**/*.mjs', 'test/**/*.mjs', 'examples/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {
       parserOptions: { projectService: false, project: null },
@@ -33,5 +64,16 @@ export default tseslint.config(
         setTimeout: 'readonly',
       },
     },
+  },
+  {
+    // CommonJS preload hooks for child processes (`node --require`).
+    files: ['test/**/*.cjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      sourceType: 'commonjs',
+      parserOptions: { projectService: false, project: null },
+      globals: { require: 'readonly', module: 'writable' },
+    },
+    rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-require-imports': 'off' },
   },
 );

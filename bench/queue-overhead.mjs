@@ -1,15 +1,23 @@
 #!/usr/bin/env node
 // Per-job cost of the queue mechanism itself: no-op jobs through WriteQueue (with metrics and the
-// EventEmitter2 bridge on, no listeners) versus p-queue with concurrency 1, side by side in one run.
+// event hooks on, no listeners) versus p-queue with concurrency 1, side by side in one run.
 // Usage: npm run bench:queue [-- --jobs 200000 --rounds 5]
 import { parseArgs } from 'node:util';
-import { EventEmitter2 } from '@nestjs/event-emitter';
 import PQueue from 'p-queue';
-import queueModule from '../dist/libs/write-coordinator/src/write-queue.js';
-import bridgeModule from '../dist/libs/write-coordinator/src/write-coordinator.event-bridge.js';
+import library from '../dist/libs/write-coordinator/src/core/index.js';
 
-const { WriteQueue } = queueModule;
-const { createEventBridge } = bridgeModule;
+const { WriteQueue } = library;
+
+/** Every queue event observed, doing nothing: the cost of reporting with no listener. */
+const silentObserver = {
+  jobAccepted() {},
+  jobStarted() {},
+  jobCompleted() {},
+  jobFailed() {},
+  jobRejected() {},
+  queueSaturated() {},
+  queueDrained() {},
+};
 const { values } = parseArgs({
   options: { jobs: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '5' } },
 });
@@ -40,10 +48,7 @@ const contenders = {
     return () => q.add(noop);
   },
   'WriteQueue (metrics + events, no listeners)': () => {
-    const q = new WriteQueue(
-      { capacity: JOBS, whenFull: 'wait', timeoutMs: undefined },
-      createEventBridge('bench', new EventEmitter2()),
-    );
+    const q = new WriteQueue({ capacity: JOBS, whenFull: 'wait', timeoutMs: undefined }, silentObserver);
     return () => q.enqueue(noop);
   },
   'WriteQueue (no observer)': () => {

@@ -11,20 +11,24 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Mutex } from 'async-mutex';
 import Database from 'better-sqlite3';
 import PQueue from 'p-queue';
 import { DataSource, EntitySchema } from 'typeorm';
-import serviceModule from '../dist/libs/write-coordinator/src/write-coordinator.service.js';
-import optionsModule from '../dist/libs/write-coordinator/src/write-coordinator.options.js';
-import queueModule from '../dist/libs/write-coordinator/src/write-queue.js';
-import bridgeModule from '../dist/libs/write-coordinator/src/write-coordinator.event-bridge.js';
+import library from '../dist/libs/write-coordinator/src/core/index.js';
 
-const { WriteCoordinator } = serviceModule;
-const { resolveWriteCoordinatorOptions } = optionsModule;
-const { WriteQueue } = queueModule;
-const { createEventBridge } = bridgeModule;
+const { Coordinator, WriteQueue } = library;
+
+/** Every queue event observed, doing nothing: the cost of reporting with no listener. */
+const silentObserver = {
+  jobAccepted() {},
+  jobStarted() {},
+  jobCompleted() {},
+  jobFailed() {},
+  jobRejected() {},
+  queueSaturated() {},
+  queueDrained() {},
+};
 
 const { values: args } = parseArgs({
   options: {
@@ -65,15 +69,11 @@ async function openDataSource(sync) {
 
 async function openCoordinator(sync, options = {}) {
   const ds = await openDataSource(sync);
-  const coordinator = new WriteCoordinator(
-    resolveWriteCoordinatorOptions({ dataSource: ds, synchronous: sync, queueSize: 1024, ...options }),
-    undefined,
-    new EventEmitter2(), // metrics and events on, no listeners
-  );
-  coordinator.onModuleInit();
+  // Metrics and events on, no listeners.
+  const coordinator = new Coordinator({ synchronous: sync, queueSize: 1024, ...options }, { events: silentObserver });
+  await coordinator.attach(ds);
   const close = async () => {
-    await coordinator.drain();
-    coordinator.onApplicationShutdown();
+    await coordinator.close();
     await ds.destroy();
   };
   return { coordinator, ds, close };
@@ -308,10 +308,7 @@ async function noopCost() {
       return () => q.add(() => undefined);
     },
     'coordinator queue (metrics + events, no listeners)': () => {
-      const q = new WriteQueue(
-        { capacity: NOOP_JOBS, whenFull: 'wait', timeoutMs: undefined },
-        createEventBridge('bench', new EventEmitter2()),
-      );
+      const q = new WriteQueue({ capacity: NOOP_JOBS, whenFull: 'wait', timeoutMs: undefined }, silentObserver);
       return () => q.enqueue(() => undefined);
     },
   };

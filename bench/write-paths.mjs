@@ -11,11 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DataSource, EntitySchema } from 'typeorm';
-import serviceModule from '../dist/libs/write-coordinator/src/write-coordinator.service.js';
-import optionsModule from '../dist/libs/write-coordinator/src/write-coordinator.options.js';
+import library from '../dist/libs/write-coordinator/src/core/index.js';
 
-const { WriteCoordinator } = serviceModule;
-const { resolveWriteCoordinatorOptions } = optionsModule;
+const { Coordinator } = library;
 const { values } = parseArgs({
   options: { ops: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '5' } },
 });
@@ -42,14 +40,13 @@ async function open(coordinated) {
   }).initialize();
   ds.driver.databaseConnection.pragma('synchronous = FULL');
   if (!coordinated) return { ds, close: () => ds.destroy() };
-  const coordinator = new WriteCoordinator(resolveWriteCoordinatorOptions({ dataSource: ds }), undefined, undefined);
-  coordinator.onModuleInit();
+  const coordinator = new Coordinator();
+  await coordinator.attach(ds);
   return {
     ds,
     coordinator,
     close: async () => {
-      await coordinator.drain();
-      coordinator.onApplicationShutdown();
+      await coordinator.close();
       await ds.destroy();
     },
   };

@@ -232,6 +232,7 @@ describe('a failed write outside a job keeps its call site', () => {
     expect(error.message).toMatch(/UNIQUE constraint failed/);
     expect(error.stack).toContain('duplicateInsertFromThisFile');
     expect(error.stack).toContain('typeorm-compat.e2e-spec.ts');
+    expect(submittedFrom(error.stack)).not.toMatch(/write-coordinator[\\/]src/); // the library's own frames are left out
   });
 
   it('when it waited in the queue behind another job', async () => {
@@ -245,5 +246,12 @@ describe('a failed write outside a job keeps its call site', () => {
     expect(error).toBeInstanceOf(QueryFailedError);
     expect(error.stack).toContain('duplicateInsertFromThisFile');
     expect(error.stack).toContain('typeorm-compat.e2e-spec.ts');
+    expect(submittedFrom(error.stack)).not.toMatch(/write-coordinator[\\/]src/); // the library's own frames are left out
   });
 });
+
+/** The frames appended under `at <submitted from>`: the caller's, none of the library's. */
+function submittedFrom(stack: string | undefined): string {
+  const at = stack?.indexOf('at <submitted from>') ?? -1;
+  return at < 0 ? '' : stack!.slice(at);
+}

@@ -7,21 +7,30 @@ export type {
   WriteCoordinatorModuleAsyncOptions,
   WriteCoordinatorOptionsFactory,
 } from './write-coordinator.module-definition';
-export { WRITE_COORDINATOR_DEFAULTS, resolveWriteCoordinatorOptions } from './write-coordinator.options';
-export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './write-coordinator.options';
+export { WRITE_COORDINATOR_DEFAULTS, resolveWriteCoordinatorOptions } from './core/coordinator-options';
+export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './core/coordinator-options';
 export { WriteCoordinator } from './write-coordinator.service';
-export type { CoordinatorMetrics, WriteOptions, WriteRequest } from './write-coordinator.service';
-export type { StorageStatus } from './storage-health';
-export type { BatchMetrics } from './batch-stats';
-export type { WriteJob, WriteWork } from './transaction-scope';
-export type { RawStatement } from './raw-statements';
-export type { LatencySummary } from './latency-window';
-export type { WhenFull, WriteQueueState } from './write-queue';
-export { InjectWriteCoordinator, getWriteCoordinatorToken } from './inject-write-coordinator.decorator';
-export { SerializedWrite } from './serialized-write.decorator';
-export type { SerializedWriteOptions } from './serialized-write.decorator';
-export { WriteHandler } from './write-handler.decorator';
-export type { WriteHandlerOptions } from './write-handler.decorator';
+export { Coordinator } from './core/coordinator';
+export type {
+  CoordinatorHooks,
+  CoordinatorLog,
+  CoordinatorMetrics,
+  WriteOptions,
+  WriteRequest,
+} from './core/coordinator';
+export type { WriteHandlerFn } from './submit/write-handler.registry';
+export type { JobInfo, QueueMetrics, WriteQueueObserver } from './queue/queue.types';
+export type { StorageStatus } from './sqlite/storage-health';
+export type { BatchMetrics } from './core/batch-stats';
+export type { WriteJob, WriteWork } from './transaction/write-job';
+export type { RawStatement } from './transaction/raw-statements';
+export type { LatencySummary } from './queue/latency-window';
+export type { WhenFull, WriteQueueState } from './queue/queue.types';
+export { InjectWriteCoordinator, getWriteCoordinatorToken } from './decorators/inject-write-coordinator.decorator';
+export { SerializedWrite } from './decorators/serialized-write.decorator';
+export type { SerializedWriteOptions } from './decorators/serialized-write.decorator';
+export { WriteHandler } from './decorators/write-handler.decorator';
+export type { WriteHandlerOptions } from './decorators/write-handler.decorator';
 export { WriteCoordinatorHealthIndicator } from './write-coordinator.health';
 export type { WriteCoordinatorHealthOptions } from './write-coordinator.health';
 export { WriteCoordinatorEvents } from './write-coordinator.events';
@@ -43,8 +52,8 @@ export type {
   RequestChange,
   WriteChange,
   WriteRequestMeta,
-} from './change-publisher';
-export type { TopicMapping } from './change-topics';
+} from './changes/write-change';
+export type { TopicMapping } from './changes/change-topics';
 export {
   BusyError,
   CancelledError,

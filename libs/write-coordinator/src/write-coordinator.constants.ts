@@ -10,5 +10,4 @@ export const ATTACHED_COORDINATORS = Symbol('write-coordinator:attached');
 /** @internal Token of the resolved options of one module instance. */
 export const RESOLVED_OPTIONS = Symbol('write-coordinator:resolved-options');
 
-/** @internal The name used when none is given. */
-export const DEFAULT_COORDINATOR_NAME = 'default';
+export { DEFAULT_COORDINATOR_NAME } from './core/coordinator-options';

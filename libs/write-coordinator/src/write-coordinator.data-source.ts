@@ -7,15 +7,10 @@ import { InvalidOptionsError } from './errors';
  * @internal Finds the DataSource a coordinator serialises: the given instance, or the one
  * `TypeOrmModule.forRoot({ name })` registered under that name (the default one when omitted).
  *
- * @throws {InvalidOptionsError} when it does not exist or is not initialised.
+ * @throws {InvalidOptionsError} when it does not exist (the attachment refuses one not initialised).
  */
 export function resolveDataSource(moduleRef: ModuleRef, given: DataSource | string | undefined): DataSource {
-  if (given instanceof DataSource) {
-    if (!given.isInitialized) {
-      throw new InvalidOptionsError('dataSource', 'an initialized DataSource (call initialize() first)', given);
-    }
-    return given;
-  }
+  if (given instanceof DataSource) return given;
   let found: unknown;
   try {
     found = moduleRef.get(getDataSourceToken(given), { strict: false });

@@ -1,5 +1,7 @@
 import type { EventEmitter2 } from '@nestjs/event-emitter';
+import type { ChangePublisher } from './changes/write-change';
 import { WriteCoordinatorError } from './errors';
+import type { JobInfo, WriteQueueObserver } from './queue/queue.types';
 import {
   JobAcceptedEvent,
   JobCompletedEvent,
@@ -11,7 +13,6 @@ import {
   QueueSaturatedEvent,
   WriteCoordinatorEvents as Events,
 } from './write-coordinator.events';
-import type { JobInfo, WriteQueueObserver } from './write-queue';
 
 /**
  * @internal Turns the queue's state changes into EventEmitter2 events. The queue calls it after
@@ -19,44 +20,34 @@ import type { JobInfo, WriteQueueObserver } from './write-queue';
  * Payloads are built only for events somebody listens to: this sits on the drain's hot path.
  */
 export function createEventBridge(coordinator: string, emitter: EventEmitter2): WriteQueueObserver {
+  const emit = <E>(name: string, payload: () => E): void => {
+    if (emitter.hasListeners(name)) emitter.emit(name, payload());
+  };
   const base = (job: JobInfo): JobEventBase =>
     job.label === undefined ? { coordinator, jobId: job.jobId } : { coordinator, jobId: job.jobId, label: job.label };
   return {
-    jobAccepted(job, queueDepth) {
-      if (emitter.hasListeners(Events.JobAccepted)) {
-        emitter.emit(Events.JobAccepted, { ...base(job), queueDepth } satisfies JobAcceptedEvent);
-      }
-    },
-    jobStarted(job, waitMs) {
-      if (emitter.hasListeners(Events.JobStarted)) {
-        emitter.emit(Events.JobStarted, { ...base(job), waitMs } satisfies JobStartedEvent);
-      }
-    },
-    jobCompleted(job, waitMs, runMs) {
-      if (emitter.hasListeners(Events.JobCompleted)) {
-        emitter.emit(Events.JobCompleted, { ...base(job), waitMs, runMs } satisfies JobCompletedEvent);
-      }
-    },
-    jobFailed(job, error) {
-      if (emitter.hasListeners(Events.JobFailed)) {
-        const code = error instanceof WriteCoordinatorError ? { code: error.code } : {};
-        emitter.emit(Events.JobFailed, { ...base(job), error, ...code } satisfies JobFailedEvent);
-      }
-    },
-    jobRejected(job, error) {
-      if (emitter.hasListeners(Events.JobRejected)) {
-        emitter.emit(Events.JobRejected, { ...base(job), code: error.code, error } satisfies JobRejectedEvent);
-      }
-    },
-    queueSaturated(queueDepth) {
-      if (emitter.hasListeners(Events.QueueSaturated)) {
-        emitter.emit(Events.QueueSaturated, { coordinator, queueDepth } satisfies QueueSaturatedEvent);
-      }
-    },
-    queueDrained() {
-      if (emitter.hasListeners(Events.QueueDrained)) {
-        emitter.emit(Events.QueueDrained, { coordinator } satisfies QueueDrainedEvent);
-      }
-    },
+    jobAccepted: (job, queueDepth) => emit(Events.JobAccepted, (): JobAcceptedEvent => ({ ...base(job), queueDepth })),
+    jobStarted: (job, waitMs) => emit(Events.JobStarted, (): JobStartedEvent => ({ ...base(job), waitMs })),
+    jobCompleted: (job, waitMs, runMs) =>
+      emit(Events.JobCompleted, (): JobCompletedEvent => ({ ...base(job), waitMs, runMs })),
+    jobFailed: (job, error) =>
+      emit(Events.JobFailed, (): JobFailedEvent => ({
+        ...base(job),
+        error,
+        ...(error instanceof WriteCoordinatorError ? { code: error.code } : {}),
+      })),
+    jobRejected: (job, error) =>
+      emit(Events.JobRejected, (): JobRejectedEvent => ({ ...base(job), code: error.code, error })),
+    queueSaturated: (queueDepth) =>
+      emit(Events.QueueSaturated, (): QueueSaturatedEvent => ({ coordinator, queueDepth })),
+    queueDrained: () => emit(Events.QueueDrained, (): QueueDrainedEvent => ({ coordinator })),
+  };
+}
+
+/** @internal The default publisher: emits `WriteCoordinatorEvents.Change` on the app's EventEmitter2. */
+export function createEventEmitterPublisher(emitter: EventEmitter2): ChangePublisher {
+  return {
+    publish: (change) => void emitter.emit(Events.Change, change),
+    wants: () => emitter.hasListeners(Events.Change) === true,
   };
 }

@@ -1,3 +1,4 @@
+import type { WriteErrorCode } from './errors';
 /**
  * Names of the events a coordinator emits through EventEmitter2 (when the app registered
  * `EventEmitterModule.forRoot()`). Listen with `@OnEvent(WriteCoordinatorEvents.JobFailed)`.
@@ -58,13 +59,13 @@ export interface JobFailedEvent extends JobEventBase {
   /** The error the caller received (or, for a job whose caller was already rejected, its own). */
   error: unknown;
   /** The error's code when it is a `WriteCoordinatorError`. */
-  code?: string;
+  code?: WriteErrorCode;
 }
 
 /** Payload of {@link WriteCoordinatorEvents.JobRejected}. */
 export interface JobRejectedEvent extends JobEventBase {
   /** Why it was refused: `QUEUE_FULL`, `DRAINING`, `SHUTDOWN`, `CANCELLED`, `COORDINATOR_NOT_READY`, … */
-  code: string;
+  code: WriteErrorCode;
   error: unknown;
 }
 

@@ -1,10 +1,10 @@
 import { Injectable, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
-import { EventLoopDelay, EventLoopMonitor } from './event-loop-monitor';
-import { getWriteCoordinatorToken } from './inject-write-coordinator.decorator';
+import { EventLoopDelay, EventLoopMonitor } from './health/event-loop-monitor';
+import { getWriteCoordinatorToken } from './decorators/inject-write-coordinator.decorator';
 import { DEFAULT_COORDINATOR_NAME } from './write-coordinator.constants';
-import { OPTION_CHECKS, OptionCheck, validateFields } from './write-coordinator.options';
+import { OPTION_CHECKS, OptionCheck, validateFields } from './core/coordinator-options';
 import type { CoordinatorMetrics, WriteCoordinator } from './write-coordinator.service';
 import { WriteCoordinatorShutdown } from './write-coordinator.shutdown';
 

@@ -4,9 +4,9 @@ import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { InvalidOptionsError } from './errors';
 import { eventEmitterToken } from './optional-event-emitter';
-import { getWriteCoordinatorToken } from './inject-write-coordinator.decorator';
-import { SerializedWriteExplorer } from './serialized-write.explorer';
-import { CoordinatorNameGuard } from './write-coordinator.name-guard';
+import { getWriteCoordinatorToken } from './decorators/inject-write-coordinator.decorator';
+import { SerializedWriteExplorer } from './write-coordinator.explorer';
+import { UniqueNameCheck } from './write-coordinator.name-check';
 import { DEFAULT_COORDINATOR_NAME, RESOLVED_OPTIONS } from './write-coordinator.constants';
 import { WriteCoordinatorHealthIndicator } from './write-coordinator.health';
 import { WriteCoordinatorShutdown } from './write-coordinator.shutdown';
@@ -14,7 +14,7 @@ import {
   resolveWriteCoordinatorOptions,
   ResolvedWriteCoordinatorOptions,
   WriteCoordinatorOptions,
-} from './write-coordinator.options';
+} from './core/coordinator-options';
 import { WriteCoordinator } from './write-coordinator.service';
 
 /** Options the `forRootAsync()` factory returns: everything but the static `name` and `isGlobal`. */
@@ -78,8 +78,8 @@ function withCoordinatorProviders(definition: DynamicModule, extras: WriteCoordi
       inject: [DiscoveryService, MetadataScanner, token],
     },
     {
-      provide: Symbol(`write-coordinator:name-guard:${name}`),
-      useFactory: (moduleRef: ModuleRef) => new CoordinatorNameGuard(moduleRef, token, name),
+      provide: Symbol(`write-coordinator:name-check:${name}`),
+      useFactory: (moduleRef: ModuleRef) => new UniqueNameCheck(moduleRef, token, name),
       inject: [ModuleRef],
     },
     HealthIndicatorService,

@@ -3,7 +3,7 @@ import {
   WriteCoordinatorConfigurableModule,
   WriteCoordinatorModuleAsyncOptions,
 } from './write-coordinator.module-definition';
-import type { WriteCoordinatorOptions } from './write-coordinator.options';
+import type { WriteCoordinatorOptions } from './core/coordinator-options';
 
 /**
  * Registers one coordinator (per call) that serialises every write of a TypeORM DataSource, with

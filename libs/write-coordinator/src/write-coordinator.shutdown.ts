@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { RESOLVED_OPTIONS } from './write-coordinator.constants';
-import type { ResolvedWriteCoordinatorOptions } from './write-coordinator.options';
-import { HttpConnectionDrain } from './http-connection-drain';
-import { ShutdownPhase, ShutdownSequence } from './shutdown-sequence';
+import type { ResolvedWriteCoordinatorOptions } from './core/coordinator-options';
+import { HttpConnectionDrain } from './http/http-connection-drain';
+import { ShutdownPhase, ShutdownSequence } from './http/shutdown-sequence';
 
 /** One sequence per application: every coordinator module of an app shares its `HttpAdapterHost`. */
 const sequences = new WeakMap<object, ShutdownSequence>();

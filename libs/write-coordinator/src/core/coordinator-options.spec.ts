@@ -1,0 +1,135 @@
+import { InvalidOptionsError } from '../errors';
+import { resolveWriteCoordinatorOptions, WRITE_COORDINATOR_DEFAULTS } from './coordinator-options';
+
+/** Every option with wrong types and ranges: [field, options, expected message]. */
+const INVALID: Array<[string, Record<string, unknown>, string]> = [
+  ['queueSize', { queueSize: 2.5 }, 'queueSize must be an integer (received 2.5, number)'],
+  ['queueSize', { queueSize: Number.NaN }, 'queueSize must be an integer (received NaN, number)'],
+  ['queueSize', { queueSize: Infinity }, 'queueSize must be an integer (received Infinity, number)'],
+  ['queueSize', { queueSize: '10' }, "queueSize must be an integer (received '10', string)"],
+  ['whenFull', { whenFull: 'drop' }, "whenFull must be 'wait' or 'reject' (received 'drop', string)"],
+  ['timeoutMs', { timeoutMs: 0 }, 'timeoutMs must be a finite number of ms greater than 0 (received 0, number)'],
+  ['timeoutMs', { timeoutMs: -5 }, 'timeoutMs must be a finite number of ms greater than 0 (received -5, number)'],
+  [
+    'timeoutMs',
+    { timeoutMs: Infinity },
+    'timeoutMs must be a finite number of ms greater than 0 (received Infinity, number)',
+  ],
+  ['name', { name: '' }, "name must be a non-empty string (received '', string)"],
+  ['name', { name: 7 }, 'name must be a non-empty string (received 7, number)'],
+  [
+    'dataSource',
+    { dataSource: {} },
+    'dataSource must be a TypeORM DataSource or the non-empty name it was registered under (received object)',
+  ],
+  ['isGlobal', { isGlobal: 'yes' }, "isGlobal must be a boolean (received 'yes', string)"],
+  [
+    'shutdownGraceMs',
+    { shutdownGraceMs: -1 },
+    'shutdownGraceMs must be a finite number of ms, 0 or more (received -1, number)',
+  ],
+  [
+    'readinessDelayMs',
+    { readinessDelayMs: -1 },
+    'readinessDelayMs must be a finite number of ms, 0 or more (received -1, number)',
+  ],
+  [
+    'readinessDelayMs',
+    { readinessDelayMs: Infinity },
+    'readinessDelayMs must be a finite number of ms, 0 or more (received Infinity, number)',
+  ],
+  ['gracefulHttpShutdown', { gracefulHttpShutdown: 0 }, 'gracefulHttpShutdown must be a boolean (received 0, number)'],
+  ['publisher', { publisher: {} }, 'publisher must be an object with a publish(change) method (received object)'],
+  [
+    'writesOutsideJobs',
+    { writesOutsideJobs: 'ignore' },
+    "writesOutsideJobs must be 'serialize', 'warn', 'throw' or 'off' (received 'ignore', string)",
+  ],
+  ['readIsolation', { readIsolation: 1 }, 'readIsolation must be a boolean (received 1, number)'],
+  [
+    'synchronous',
+    { synchronous: 'full' },
+    "synchronous must be 'OFF', 'NORMAL', 'FULL' or 'EXTRA' (received 'full', string)",
+  ],
+  ['foreignKeys', { foreignKeys: 'on' }, "foreignKeys must be a boolean (received 'on', string)"],
+  ['busyTimeoutMs', { busyTimeoutMs: 2.5 }, 'busyTimeoutMs must be an integer, 0 or more (received 2.5, number)'],
+  ['busyTimeoutMs', { busyTimeoutMs: -1 }, 'busyTimeoutMs must be an integer, 0 or more (received -1, number)'],
+  [
+    'busyBudgetMs',
+    { busyBudgetMs: Number.NaN },
+    'busyBudgetMs must be a finite number of ms, 0 or more (received NaN, number)',
+  ],
+  ['topics', { topics: 'x' }, 'topics must be a function (method) => topic, or an object mapping'],
+  ['topics', { topics: { A: 1 } }, 'topics must be a function (method) => topic, or an object mapping'],
+  ['maxPayloadBytes', { maxPayloadBytes: 0 }, 'maxPayloadBytes must be an integer number of bytes, 1 or more'],
+  ['maxPayloadBytes', { maxPayloadBytes: '1mb' }, "must be an integer number of bytes, 1 or more (received '1mb'"],
+  ['maxBatchSize', { maxBatchSize: 0 }, 'maxBatchSize must be an integer, 1 or more (received 0, number)'],
+  ['maxBatchSize', { maxBatchSize: 1.5 }, 'maxBatchSize must be an integer, 1 or more (received 1.5, number)'],
+  ['batchWaitMs', { batchWaitMs: -1 }, 'batchWaitMs must be a finite number of ms, 0 or more (received -1, number)'],
+  ['queSize', { queSize: 5 }, 'queSize must be one of the known options'],
+];
+
+describe('resolveWriteCoordinatorOptions', () => {
+  it('fills every default', () => {
+    expect(resolveWriteCoordinatorOptions()).toEqual(WRITE_COORDINATOR_DEFAULTS);
+    expect(resolveWriteCoordinatorOptions({})).toEqual(WRITE_COORDINATOR_DEFAULTS);
+  });
+
+  it.each([0, -1, -256])('treats queueSize %p (<= 0) as 256, as the seed does', (queueSize) => {
+    expect(resolveWriteCoordinatorOptions({ queueSize }).queueSize).toBe(256);
+  });
+
+  it('keeps valid values', () => {
+    const valid = {
+      name: 'audit',
+      dataSource: 'audit',
+      queueSize: 8,
+      whenFull: 'reject',
+      timeoutMs: 50,
+      isGlobal: true,
+      shutdownGraceMs: 0,
+      readinessDelayMs: 0,
+      gracefulHttpShutdown: false,
+      writesOutsideJobs: 'throw',
+      readIsolation: false,
+      synchronous: 'NORMAL',
+      foreignKeys: false,
+      busyTimeoutMs: 0,
+      busyBudgetMs: 0,
+      topics: { CreateSession: 'sessions' },
+    } as const;
+    expect(resolveWriteCoordinatorOptions(valid)).toMatchObject(valid);
+  });
+
+  it('returns a frozen object', () => {
+    expect(Object.isFrozen(resolveWriteCoordinatorOptions({ queueSize: 3 }))).toBe(true);
+  });
+
+  describe('when an option is invalid', () => {
+    it.each(INVALID)(
+      'refuses %s with INVALID_OPTIONS naming field, expectation and value (%p)',
+      (field, options, message) => {
+        let error: unknown;
+        try {
+          resolveWriteCoordinatorOptions(options as never);
+        } catch (e) {
+          error = e;
+        }
+        expect(error).toBeInstanceOf(InvalidOptionsError);
+        expect(error).toMatchObject({ code: 'INVALID_OPTIONS', field, retryable: false });
+        expect((error as Error).message).toContain(message);
+      },
+    );
+
+    it('has a refusal case for every option (this table stays complete)', () => {
+      const covered = new Set(INVALID.map(([field]) => field));
+      expect(Object.keys(WRITE_COORDINATOR_DEFAULTS).filter((field) => !covered.has(field))).toEqual([]);
+    });
+
+    it('refuses options that are not an object', () => {
+      expect(() => resolveWriteCoordinatorOptions(42 as never)).toThrow(
+        'options must be an object (received 42, number)',
+      );
+    });
+  });
+});

@@ -1,0 +1,451 @@
+import type { DataSource } from 'typeorm';
+import type { ChangePublisher, WriteChange, WriteRequestMeta } from '../changes/write-change';
+import { topicOf } from '../changes/change-topics';
+import { CoordinatorNotReadyError, InvalidOptionsError, InvalidParamsError, WriteCoordinatorError } from '../errors';
+import type {
+  EnqueueOptions,
+  JobContext,
+  JobInfo,
+  QueueMetrics,
+  WriteQueueObserver,
+  WriteQueueState,
+} from '../queue/queue.types';
+import { WriteQueue } from '../queue/write-queue';
+import { StorageHealth, StorageStatus } from '../sqlite/storage-health';
+import { WriteHandlerFn, WriteHandlerRegistry } from '../submit/write-handler.registry';
+import { requestProblem } from '../submit/write-request.validation';
+import { TransactionScope } from '../transaction/transaction-scope';
+import type { WriteWork } from '../transaction/write-job';
+import type { WriterConnection } from '../transaction/writer-connection';
+import { attachToDataSource, DataSourceAttachment } from '../typeorm/data-source-attachment';
+import { BatchMetrics, BatchStats } from './batch-stats';
+import {
+  OPTION_CHECKS,
+  resolveWriteCoordinatorOptions,
+  ResolvedWriteCoordinatorOptions,
+  validateCallOptions,
+  WriteCoordinatorOptions,
+} from './coordinator-options';
+import { settlesWithin } from './settles-within';
+
+/** Per-call options of `run()`, `submit()` and decorated methods. */
+export interface WriteOptions {
+  /** Aborting it cancels the job: removed if waiting, rolled back if running (`CANCELLED`). */
+  signal?: AbortSignal;
+  /** Deadline in ms from submission (`TIMEOUT`); overrides the module's `timeoutMs`. */
+  timeoutMs?: number;
+  /** Label carried in events, errors and metrics. */
+  label?: string;
+}
+
+/** The serialisable form of a write, as it could cross a process boundary. */
+export interface WriteRequest {
+  /** Name of a method registered with `@WriteHandler`. */
+  method: string;
+  /** The handler's input; must survive a JSON round trip to cross processes. */
+  params?: unknown;
+  /** Who sent it and when. */
+  meta?: WriteRequestMeta;
+}
+
+/**
+ * A consistent snapshot of a coordinator. The counters balance:
+ * `accepted = completed + failed + cancelled + timedOut + dropped + queueDepth + running`.
+ */
+export interface CoordinatorMetrics extends QueueMetrics {
+  /** Name of the coordinator. */
+  coordinator: string;
+  /** Whether the database is taking writes (down from a disk-full or I/O failure until a commit). */
+  storage: StorageStatus;
+  /** Committed transactions and how many jobs each carried (group commit, `maxBatchSize`). */
+  batches: BatchMetrics;
+}
+
+/** Where a {@link Coordinator} reports what needs a human: the Nest face passes its `Logger`. */
+export interface CoordinatorLog {
+  log(message: string): void;
+  warn(message: string): void;
+  error(message: string, error?: unknown): void;
+}
+
+/** Plain callbacks a host gives a {@link Coordinator}; every one is optional. */
+export interface CoordinatorHooks {
+  /** Told of every job's lifecycle (accepted, started, completed, failed, rejected, …). */
+  events?: WriteQueueObserver;
+  /** Publishes changes after commit when the options give no `publisher`. */
+  publisher?: ChangePublisher;
+  /** Warnings and errors. @default the console, prefixed with the coordinator's name */
+  log?: CoordinatorLog;
+}
+
+/** How long a running job may overrun the grace at shutdown before its caller gets `SHUTDOWN`. */
+const OVERRUN_MS = 1_000;
+
+/**
+ * The write coordinator without Nest: serialises every write of one TypeORM DataSource through a
+ * single drain, each job alone in its own transaction (or a group-commit batch), in submission
+ * order. `WriteCoordinatorModule` provides it as the injectable `WriteCoordinator`; a plain Node
+ * script or worker uses it directly.
+ *
+ * @example
+ * const coordinator = new Coordinator({ synchronous: 'FULL' });
+ * await coordinator.attach(dataSource); // an initialised better-sqlite3 DataSource
+ * await coordinator.run((manager) => manager.insert(Event, { kind: 'started' }));
+ * await coordinator.close(); // drain, stop, give the DataSource back
+ */
+export class Coordinator {
+  /** The validated options. */
+  protected readonly options: ResolvedWriteCoordinatorOptions;
+  /** Where warnings and errors go. */
+  protected readonly log: CoordinatorLog;
+  private readonly queue: WriteQueue;
+  private readonly scope: TransactionScope;
+  private readonly handlers = new WriteHandlerRegistry();
+  private readonly storage = new StorageHealth();
+  private readonly batches = new BatchStats();
+  private readonly publisher: ChangePublisher | undefined;
+  /** Set by {@link attach}; until then every call fails with `COORDINATOR_NOT_READY`. */
+  private attachment: DataSourceAttachment | undefined;
+
+  /**
+   * Options the Nest face reads and a plain coordinator ignores: `dataSource` (give it to
+   * {@link attach}), `isGlobal`, `readinessDelayMs`, `gracefulHttpShutdown`.
+   *
+   * @throws {InvalidOptionsError} for invalid options, naming the field, the expected and the received value.
+   */
+  constructor(
+    options: WriteCoordinatorOptions = {},
+    hooks: CoordinatorHooks = {},
+    /** @internal The Nest face's own event bridge, trusted with the queue's job records. */
+    queueObserver?: WriteQueueObserver,
+  ) {
+    this.options = resolveWriteCoordinatorOptions(options, 'Coordinator');
+    this.log = hooks.log ?? consoleLog(this.options.name);
+    this.queue = new WriteQueue(
+      { capacity: this.options.queueSize, whenFull: this.options.whenFull, timeoutMs: this.options.timeoutMs },
+      queueObserver ?? (hooks.events && observerOf(hooks.events)),
+    );
+    this.scope = new TransactionScope(
+      {
+        afterCommitError: (error) => this.log.error('after-commit publisher failed', error),
+        committed: (size) => {
+          this.storage.committed();
+          this.batches.record(size);
+        },
+        failed: (error) => this.storage.failed(error),
+      },
+      {
+        maxSize: this.options.maxBatchSize,
+        waitMs: this.options.batchWaitMs,
+        take: () => this.queue.takeNext(),
+        whenArrival: (ms) => this.queue.whenArrival(ms),
+      },
+    );
+    this.publisher = this.options.publisher ?? hooks.publisher;
+  }
+
+  /** Name of this coordinator. */
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** `running` (accepting), `draining` (finishing queued work) or `stopped`. */
+  get state(): WriteQueueState {
+    return this.queue.state;
+  }
+
+  /** True once a DataSource is attached and until the coordinator stops. */
+  get isReady(): boolean {
+    return this.attachment !== undefined && this.queue.state === 'running';
+  }
+
+  /** The DataSource whose writes this coordinator serialises (undefined before {@link attach}). */
+  get dataSource(): DataSource | undefined {
+    return this.attachment?.dataSource;
+  }
+
+  /**
+   * Takes over an initialised better-sqlite3 DataSource: applies and verifies the PRAGMAs, opens
+   * the read connection, routes every write path of it through this coordinator. From now on the
+   * coordinator accepts work.
+   *
+   * @throws {InvalidOptionsError} for a DataSource that is not better-sqlite3, already has a
+   *   coordinator, has a transaction open, or refuses a PRAGMA; or when this coordinator is
+   *   already attached.
+   */
+  async attach(dataSource: DataSource): Promise<void> {
+    this.attachNow(dataSource);
+  }
+
+  /**
+   * Runs `work` on the single drain, inside one transaction: commits when it returns, rolls back
+   * when it throws and rejects with the same error object. Called from inside a running job of
+   * this coordinator, it runs inline in a savepoint instead of queueing behind itself; it then
+   * shares the enclosing job's id, signal and deadline (its own `signal`/`timeoutMs` do not apply).
+   *
+   * @returns what `work` returned, once committed.
+   * @throws {WriteCoordinatorError} `QUEUE_FULL`, `CANCELLED`, `TIMEOUT`, `DRAINING`, `SHUTDOWN`,
+   *   `COORDINATOR_NOT_READY`, `BUSY` or `INTERNAL` (BEGIN/COMMIT failures); anything `work` throws.
+   * @example
+   * const id = await coordinator.run(async (manager) => {
+   *   const account = await manager.save(Account, { name: 'alice', balance: 100 });
+   *   return account.id;
+   * }, { label: 'open account', timeoutMs: 2_000 });
+   */
+  run<T>(work: WriteWork<T>, options: WriteOptions = {}): Promise<T> {
+    try {
+      validateCallOptions(options, 'WriteCoordinator.run()');
+    } catch (error) {
+      return this.queue.refuse(labelOf(options), () => error as WriteCoordinatorError);
+    }
+    return (
+      this.scope.runInline(work) ??
+      this.enqueue({ ...options, batchable: true }, (ctx, writer) => this.scope.runJob(writer, ctx, work))
+    );
+  }
+
+  /**
+   * Runs the handler registered for `request.method` (`@WriteHandler`, or {@link handle}), exactly
+   * like {@link run}, and resolves with a JSON copy of its result. After commit the change
+   * publisher is told.
+   *
+   * A malformed request, or params the handler's `validate` refuses, are refused before queueing
+   * (`INVALID_PARAMS`, counted as rejected, `JobRejected`); an unknown method is accepted and then
+   * fails (`METHOD_NOT_FOUND`, as in the seed).
+   *
+   * @throws {WriteCoordinatorError} `METHOD_NOT_FOUND`, `INVALID_PARAMS`, `CONFLICT`, `BUSY`,
+   *   `INTERNAL`, and the queue's codes as for {@link run}. Every failure is a coded error.
+   */
+  submit(request: WriteRequest, options: WriteOptions = {}): Promise<unknown> {
+    const problem = requestProblem(request, this.options.maxPayloadBytes);
+    if (problem !== undefined) {
+      return this.queue.refuse(labelOf(options), (job) => new InvalidParamsError(problem, job));
+    }
+    const { method, params, meta } = request;
+    const refused = this.handlers.refusal(method, params);
+    if (refused !== undefined) {
+      const { detail, cause } = refused;
+      return this.queue.refuse(labelOf(options) ?? method, (job) => new InvalidParamsError(detail, { ...job, cause }));
+    }
+    return this.run(
+      (manager, job) =>
+        this.handlers.invoke(method, params, manager, job, this.options.maxPayloadBytes, (result) => {
+          if (!this.wantsChanges()) return;
+          this.scope.afterCommit(() =>
+            this.publish({
+              kind: 'request',
+              coordinator: this.name,
+              jobId: job.jobId,
+              method,
+              topic: topicOf(method, this.options.topics),
+              params,
+              result,
+              meta,
+            }),
+          );
+        }),
+      { ...options, label: options.label ?? method },
+    );
+  }
+
+  /**
+   * Registers the handler of `submit({ method })` (what `@WriteHandler` does for Nest providers):
+   * `fn(params, manager)` runs inside the job's transaction.
+   *
+   * @throws {InvalidOptionsError} when `method` already has a handler on this coordinator.
+   */
+  handle(method: string, fn: WriteHandlerFn, options: { validate?: (params: unknown) => boolean } = {}): void {
+    const context = 'Coordinator.handle()';
+    if (typeof method !== 'string' || method === '') {
+      throw new InvalidOptionsError('method', 'a non-empty string', method, context);
+    }
+    if (typeof fn !== 'function') throw new InvalidOptionsError('fn', 'a function', fn, context);
+    if (options.validate !== undefined && typeof options.validate !== 'function') {
+      throw new InvalidOptionsError('validate', 'a function', options.validate, context);
+    }
+    this.handlers.register(method, fn, `Coordinator.handle('${method}')`, options.validate);
+  }
+
+  /** A consistent snapshot of counters, gauges and recent latencies. */
+  metrics(): CoordinatorMetrics {
+    return {
+      coordinator: this.name,
+      ...this.queue.metrics(),
+      storage: this.storage.status(),
+      batches: this.batches.snapshot(),
+    };
+  }
+
+  /** Resolves the next time nothing is queued or running. */
+  onIdle(): Promise<void> {
+    return this.queue.onIdle();
+  }
+
+  /**
+   * Graceful stop: new work is refused with `DRAINING`, every queued job still runs; resolves once
+   * the queue is empty, after which the coordinator is `stopped` (later calls get `SHUTDOWN`).
+   */
+  drain(): Promise<void> {
+    return this.queue.drain();
+  }
+
+  /**
+   * Hard stop: new work is refused with `SHUTDOWN`, every queued job is rejected with `SHUTDOWN`
+   * (never runs), the running job finishes; resolves when the drain loop has stopped.
+   */
+  shutdown(): Promise<void> {
+    return this.queue.shutdown();
+  }
+
+  /**
+   * Ends the coordinator: drains for at most `graceMs`, then shuts down (what is still queued gets
+   * `SHUTDOWN`; a running job that overruns by more than 1 s has its caller answered with
+   * `SHUTDOWN` and is never committed), then gives the DataSource back to plain TypeORM. A job
+   * abandoned that way may still hold its transaction: the DataSource is given back only once its
+   * work settled, and until then its writes are refused with `SHUTDOWN` (never run inside the
+   * abandoned transaction, to be rolled back with it).
+   *
+   * @param graceMs how long the drain may take. @default the `shutdownGraceMs` option
+   * @throws {InvalidOptionsError} for a `graceMs` that is not a number of ms from 0 to 2^31 − 1.
+   */
+  async close(graceMs: number = this.options.shutdownGraceMs): Promise<void> {
+    const expected = OPTION_CHECKS.nonNegativeFinite(graceMs);
+    if (expected) throw new InvalidOptionsError('graceMs', expected, graceMs, 'Coordinator.close()');
+    await this.stop(graceMs, 'graceMs');
+    void this.queue.onIdle().then(() => this.release());
+  }
+
+  /** @internal Registers a `@WriteHandler`; called by the explorer at bootstrap. */
+  registerHandler(...args: Parameters<WriteHandlerRegistry['register']>): void {
+    this.handlers.register(...args);
+  }
+
+  /** Attaches at once (the Nest face does it in its synchronous `onModuleInit`). */
+  protected attachNow(dataSource: DataSource): void {
+    if (this.attachment) {
+      throw new InvalidOptionsError(
+        'dataSource',
+        'one attach() per coordinator',
+        this.attachment.dataSource === dataSource
+          ? `the DataSource coordinator '${this.name}' is already attached to`
+          : `a second DataSource for coordinator '${this.name}'`,
+        'Coordinator.attach()',
+      );
+    }
+    this.attachment = attachToDataSource(
+      dataSource,
+      this.options,
+      this.scope,
+      (label, run, batchable) => this.enqueue({ label, batchable }, (ctx) => run(ctx)),
+      this.publisher && { publish: (change) => this.publish(change), wants: () => this.wantsChanges() },
+      (message) => this.log.warn(message),
+    );
+  }
+
+  /**
+   * Drains for at most `graceMs`, then shuts down; a running job still unsettled 1 s later has its
+   * caller answered with `SHUTDOWN` (no caller is ever left pending). Logs one line per outcome.
+   */
+  protected async stop(graceMs: number, what = 'shutdownGraceMs'): Promise<void> {
+    const startedAt = performance.now();
+    const { queueDepth: queuedAtStart, running: runningAtStart } = this.queue.metrics();
+    if (await settlesWithin(this.drain(), graceMs)) {
+      this.log.log(
+        `writes drained: ${queuedAtStart + runningAtStart} job(s) queued or running at the start, ` +
+          `all finished in ${Math.round(performance.now() - startedAt)} ms`,
+      );
+      return;
+    }
+    const { queueDepth, running } = this.queue.metrics();
+    this.log.warn(
+      `drain did not finish within ${what}=${graceMs}; rejecting ${queueDepth} queued job(s) with SHUTDOWN` +
+        (running ? ', waiting up to 1 s for the running job' : ''),
+    );
+    if (!(await settlesWithin(this.shutdown(), OVERRUN_MS)) && this.queue.abandonRunning()) {
+      this.log.error(
+        'the running job did not settle within 1 s; its caller got SHUTDOWN and its transaction is never committed',
+      );
+    }
+  }
+
+  /**
+   * Lets the DataSource go once it was destroyed (until then, after a stop, its writes are refused
+   * with `SHUTDOWN` rather than run unserialised; `destroy()` itself detaches first).
+   */
+  protected releaseIfDestroyed(): void {
+    if (this.attachment && !this.attachment.dataSource.isInitialized) this.attachment.detach();
+  }
+
+  /** Gives the DataSource back to plain TypeORM now (its writes are no longer serialised). */
+  protected release(): void {
+    this.attachment?.detach();
+  }
+
+  /** Queues a job on the writer of the attached DataSource, or refuses it before {@link attach}. */
+  private enqueue<T>(
+    options: EnqueueOptions,
+    run: (ctx: JobContext, writer: WriterConnection) => Promise<T>,
+  ): Promise<T> {
+    const writer = this.attachment?.writer;
+    if (!writer) {
+      return this.queue.refuse(options.label, (job) => new CoordinatorNotReadyError(this.notReadyReason(), job));
+    }
+    return this.queue.enqueue((ctx) => run(ctx, writer), options);
+  }
+
+  /** What makes this coordinator ready, for the `COORDINATOR_NOT_READY` message. */
+  protected get attachHint(): string {
+    return 'call attach(dataSource) first';
+  }
+
+  private notReadyReason(): string {
+    return this.queue.state === 'running'
+      ? `coordinator '${this.name}' is not initialised yet (${this.attachHint})`
+      : `coordinator '${this.name}' is ${this.queue.state}`;
+  }
+
+  /** Whether a change built now would reach anyone (the default publisher: a `Change` listener). */
+  private wantsChanges(): boolean {
+    return this.publisher !== undefined && (this.publisher.wants?.() ?? true);
+  }
+
+  private publish(change: WriteChange): void {
+    if (!this.publisher) return;
+    const result = this.publisher.publish(change);
+    if (result && typeof (result as Promise<void>).catch === 'function') {
+      (result as Promise<void>).catch((error: unknown) => this.log.error('change publisher failed', error));
+    }
+  }
+}
+
+/** The label of possibly invalid call options, for reporting a refusal. */
+function labelOf(options: WriteOptions): string | undefined {
+  return typeof options.label === 'string' ? options.label : undefined;
+}
+
+/**
+ * A user's observer sees copies of the jobs' identities, never the queue's own records (which
+ * carry the job's settlement functions).
+ */
+function observerOf(events: WriteQueueObserver): WriteQueueObserver {
+  const info = (job: JobInfo): JobInfo => Object.freeze({ jobId: job.jobId, label: job.label });
+  return {
+    jobAccepted: events.jobAccepted && ((job, depth) => events.jobAccepted!(info(job), depth)),
+    jobStarted: events.jobStarted && ((job, waitMs) => events.jobStarted!(info(job), waitMs)),
+    jobCompleted: events.jobCompleted && ((job, waitMs, runMs) => events.jobCompleted!(info(job), waitMs, runMs)),
+    jobFailed: events.jobFailed && ((job, error) => events.jobFailed!(info(job), error)),
+    jobRejected: events.jobRejected && ((job, error) => events.jobRejected!(info(job), error)),
+    queueSaturated: events.queueSaturated && ((depth) => events.queueSaturated!(depth)),
+    queueDrained: events.queueDrained && (() => events.queueDrained!()),
+  };
+}
+
+/** The default {@link CoordinatorLog}: the console. */
+function consoleLog(name: string): CoordinatorLog {
+  const prefix = `[Coordinator(${name})]`;
+  return {
+    log: () => undefined, // routine progress: silent outside Nest
+    warn: (message) => console.warn(prefix, message),
+    error: (message, error) => console.error(prefix, message, ...(error === undefined ? [] : [error])),
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * The Nest-free entry of the library (`@app/write-coordinator/core`): everything a plain script or
+ * worker needs to serialise its writes, without loading Nest. The package's main entry re-exports
+ * all of it next to the Nest module.
+ */
+export { Coordinator } from './coordinator';
+export type { CoordinatorHooks, CoordinatorLog, CoordinatorMetrics, WriteOptions, WriteRequest } from './coordinator';
+export { resolveWriteCoordinatorOptions, WRITE_COORDINATOR_DEFAULTS } from './coordinator-options';
+export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './coordinator-options';
+export type { BatchMetrics } from './batch-stats';
+/** The single-drain queue engine alone (no database): the building block every coordinator runs on. */
+export { WriteQueue } from '../queue/write-queue';
+export type {
+  JobInfo,
+  QueueMetrics,
+  WhenFull,
+  WriteQueueObserver,
+  WriteQueueSettings,
+  WriteQueueState,
+} from '../queue/queue.types';
+export type { LatencySummary } from '../queue/latency-window';
+export type { StorageStatus } from '../sqlite/storage-health';
+export type { WriteHandlerFn } from '../submit/write-handler.registry';
+export type { WriteJob, WriteWork } from '../transaction/write-job';
+export type { RawStatement } from '../transaction/raw-statements';
+export type {
+  ChangePublisher,
+  EntityChange,
+  EntityOperation,
+  RequestChange,
+  WriteChange,
+  WriteRequestMeta,
+} from '../changes/write-change';
+export type { TopicMapping } from '../changes/change-topics';
+export * from '../errors';
