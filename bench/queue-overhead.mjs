@@ -5,19 +5,10 @@
 import { parseArgs } from 'node:util';
 import PQueue from 'p-queue';
 import library from '../dist/libs/write-coordinator/src/core/index.js';
+import { silentObserver } from './silent-observer.mjs';
 
 const { WriteQueue } = library;
 
-/** Every queue event observed, doing nothing: the cost of reporting with no listener. */
-const silentObserver = {
-  jobAccepted() {},
-  jobStarted() {},
-  jobCompleted() {},
-  jobFailed() {},
-  jobRejected() {},
-  queueSaturated() {},
-  queueDrained() {},
-};
 const { values } = parseArgs({
   options: { jobs: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '5' } },
 });

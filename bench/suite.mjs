@@ -16,19 +16,9 @@ import Database from 'better-sqlite3';
 import PQueue from 'p-queue';
 import { DataSource, EntitySchema } from 'typeorm';
 import library from '../dist/libs/write-coordinator/src/core/index.js';
+import { silentObserver } from './silent-observer.mjs';
 
 const { Coordinator, WriteQueue } = library;
-
-/** Every queue event observed, doing nothing: the cost of reporting with no listener. */
-const silentObserver = {
-  jobAccepted() {},
-  jobStarted() {},
-  jobCompleted() {},
-  jobFailed() {},
-  jobRejected() {},
-  queueSaturated() {},
-  queueDrained() {},
-};
 
 const { values: args } = parseArgs({
   options: {

@@ -32,4 +32,21 @@ export type {
   WriteRequestMeta,
 } from '../changes/write-change';
 export type { TopicMapping } from '../changes/change-topics';
-export * from '../errors';
+export {
+  BusyError,
+  CancelledError,
+  ConflictError,
+  CoordinatorNotReadyError,
+  DrainingError,
+  InternalError,
+  InvalidOptionsError,
+  InvalidParamsError,
+  MethodNotFoundError,
+  QueueFullError,
+  ShutdownError,
+  TimeoutError,
+  TransactionControlError,
+  WriteCoordinatorError,
+  WriteOutsideJobError,
+} from '../errors';
+export type { WriteCoordinatorErrorOptions, WriteErrorCode } from '../errors';
