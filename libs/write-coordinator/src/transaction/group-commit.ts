@@ -37,7 +37,7 @@ const MIN_COMMIT_MARGIN_MS = 2;
 const ALREADY_ANSWERED = new InternalError('the job was answered before its work started; it did not run');
 
 /**
- * @internal Group commit: the running job (the leader) runs its own work in a savepoint, then takes
+ * @internal Group commit: the running job (the leader) runs its own work in the transaction itself, then takes
  * the batchable jobs queued behind it, each in its own savepoint, then one COMMIT for all. One
  * batch at a time: the queue has one drain.
  */
@@ -68,7 +68,7 @@ export class GroupCommit {
   }
 
   /**
-   * Group commit, as the leading job: BEGIN IMMEDIATE, its own work in a savepoint, then the queued
+   * Group commit, as the leading job: BEGIN IMMEDIATE, its own work (no savepoint), then the queued
    * batchable jobs behind it (each in its own savepoint, up to `maxSize` in all), then one COMMIT.
    * A member that throws rolls back only its savepoint and fails at once; the others are settled
    * only after the COMMIT succeeded; a failed COMMIT fails every member of the batch. A leader
@@ -83,7 +83,7 @@ export class GroupCommit {
     this.batch = batch;
     try {
       try {
-        value = await this.runMember(writer, ctx, frame, work, batch);
+        value = await this.runMember(writer, ctx, frame, work, batch, true);
       } catch (error) {
         await this.endBatch(writer, ctx, frame, 0);
         throw error;
@@ -247,14 +247,20 @@ export class GroupCommit {
     frame: Frame,
     work: WriteWork<T>,
     batch: Batch,
+    leader = false,
   ): Promise<T> {
     // Its caller was answered while it waited to start (the batch stopped waiting for it).
     if (ctx.ended) throw ALREADY_ANSWERED;
-    try {
-      writer.openSavepoint();
-    } catch (error) {
-      this.hooks.failed(error);
-      throw ownFailure('could not open its savepoint', error, ctx);
+    // The leader needs no savepoint: nothing else is in the transaction yet, and when its work
+    // fails the whole transaction is rolled back (`lead`); a lone job then costs BEGIN, its
+    // statements and COMMIT, as without group commit.
+    if (!leader) {
+      try {
+        writer.openSavepoint();
+      } catch (error) {
+        this.hooks.failed(error);
+        throw ownFailure('could not open its savepoint', error, ctx);
+      }
     }
     frame.baseDepth = writer.depth;
     frame.open = true;
@@ -265,7 +271,7 @@ export class GroupCommit {
       if (frame.run.abandoned !== undefined) throw frame.run.abandoned;
       if (writer.depth !== frame.baseDepth) throw levelsLeftOpen(ctx);
       if (!ctx.claimCommit()) throw ctx.signal.reason;
-      writer.releaseSavepoint();
+      if (!leader) writer.releaseSavepoint();
       frame.open = false;
       batch.current = undefined;
       batch.members.push(frame);
@@ -276,7 +282,8 @@ export class GroupCommit {
       if (frame.run.abandoned !== undefined) throw error;
       batch.current = undefined;
       this.hooks.failed(error);
-      await this.rollbackLevels(writer, frame).catch(() => undefined); // the leader checks the transaction
+      // A follower rolls back its savepoint; a leader's caller rolls back the whole transaction.
+      if (!leader) await this.rollbackLevels(writer, frame).catch(() => undefined); // the leader checks it
       throw error;
     }
   }

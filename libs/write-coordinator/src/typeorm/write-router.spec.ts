@@ -26,14 +26,8 @@ import { WriteRouter } from './write-router';
 const BEGIN = 'BEGIN IMMEDIATE TRANSACTION';
 const INSERT = 'INSERT INTO items (key, job, step) VALUES (?, 0, 0)';
 const inserted = (key: string) => `INSERT INTO items (key, job, step) VALUES ('${key}', 0, 0)`;
-/** A job of one statement as group commit runs it: a lone batch leader with its own savepoint. */
-const loneJob = (...statements: string[]) => [
-  BEGIN,
-  'SAVEPOINT typeorm_1',
-  ...statements,
-  'RELEASE SAVEPOINT typeorm_1',
-  'COMMIT',
-];
+/** A job as group commit runs it alone: a batch leader, which needs no savepoint. */
+const loneJob = (...statements: string[]) => [BEGIN, ...statements, 'COMMIT'];
 /** What the read connection's TEMP-schema check runs on the writer before a read outside a job. */
 const TEMP_VERSION = 'PRAGMA temp.schema_version';
 const TEMP_NAMES =
