@@ -75,7 +75,6 @@ export class GroupCommit {
    * whose own work throws ends the transaction at once (the queued jobs form the next batch).
    */
   async lead<T>(writer: WriterConnection, ctx: JobContext, frame: Frame, work: WriteWork<T>): Promise<T> {
-    const batching = this.batching;
     await beginJob(writer, ctx, this.hooks);
     const batch: Batch = { members: [], current: undefined, deadlineAt: Infinity };
     const followers: Array<{ taken: TakenJob; value: unknown }> = [];
@@ -89,7 +88,7 @@ export class GroupCommit {
         throw error;
       }
       batch.deadlineAt = ctx.deadlineAt ?? Infinity;
-      await this.takeFollowers(writer, batch, batching, followers);
+      await this.takeFollowers(writer, batch, followers);
     } finally {
       this.batch = undefined;
     }
@@ -113,9 +112,9 @@ export class GroupCommit {
   private async takeFollowers(
     writer: WriterConnection,
     batch: Batch,
-    batching: Batching,
     followers: Array<{ taken: TakenJob; value: unknown }>,
   ): Promise<void> {
+    const batching = this.batching;
     const waitUntil = performance.now() + batching.waitMs;
     for (let ran = 1; ran < batching.maxSize && writer.inTransaction;) {
       const commitBy = batch.deadlineAt - this.commitMargin();

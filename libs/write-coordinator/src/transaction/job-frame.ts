@@ -76,11 +76,11 @@ export function newJobRun(): JobRun {
     quietWaiters: [],
     abandoned: undefined,
     passValue: (value) => {
-      settled(run);
+      settleOne(run);
       return value;
     },
     passError: (error) => {
-      settled(run);
+      settleOne(run);
       throw error;
     },
   };
@@ -112,7 +112,7 @@ export function admitStep<T>(run: JobRun, step: () => Promise<T>): Promise<T> {
   try {
     result = step();
   } catch (error) {
-    settled(run);
+    settleOne(run);
     return Promise.reject(error);
   }
   return result.then(run.passValue, run.passError);
@@ -132,7 +132,8 @@ export function unblock(frame: Frame): void {
   for (const resume of waiters) resume();
 }
 
-function settled(run: JobRun): void {
+/** One statement of the job settled; wakes {@link whenQuiet} callers when none is left. */
+function settleOne(run: JobRun): void {
   if (--run.inFlight !== 0 || run.quietWaiters.length === 0) return;
   const waiters = run.quietWaiters;
   run.quietWaiters = [];

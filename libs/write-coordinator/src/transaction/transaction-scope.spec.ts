@@ -12,19 +12,16 @@ import { committedKeys } from '../../../../test/fixtures/committed-rows';
 import { deferred, flush } from '../../../../test/fixtures/deferred';
 import { Item } from '../../../../test/fixtures/item.entity';
 import {
+  BEGIN,
   buildMiddleLayer,
+  INSERT,
+  inserted,
   LoggedDataSource,
   MiddleLayer,
   MiddleLayerOptions,
   openLoggedDataSource,
 } from '../../../../test/fixtures/statement-log';
 import { TransactionScope } from './transaction-scope';
-
-const INSERT = 'INSERT INTO items (key, job, step) VALUES (?, 0, 0)';
-/** The INSERT of `key` as SQLite runs it (parameters filled in). */
-const inserted = (key: string) => `INSERT INTO items (key, job, step) VALUES ('${key}', 0, 0)`;
-
-const BEGIN = 'BEGIN IMMEDIATE TRANSACTION';
 
 describe('TransactionScope', () => {
   let logged: LoggedDataSource;

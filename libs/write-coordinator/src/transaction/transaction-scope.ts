@@ -203,8 +203,8 @@ export class TransactionScope {
       unblockWaiters: [],
       afterCommit: [],
       held,
-      // A re-entrant call's level belongs to the same job: the job's own level stays its parent's.
-      baseDepth: parent?.scope === this && parent.open ? parent.baseDepth : 1,
+      // The job's own transaction; a re-entrant call's and a batch member's savepoint set their own.
+      baseDepth: 1,
     };
   }
 

@@ -13,13 +13,10 @@
  * `BEGIN IMMEDIATE`: the specs that need the write lock install a `WriteRouter` on it.
  */
 import Database from 'better-sqlite3';
-import { LoggedDataSource, openLoggedDataSource } from '../../../../test/fixtures/statement-log';
+import { BEGIN, INSERT, LoggedDataSource, openLoggedDataSource } from '../../../../test/fixtures/statement-log';
 import { WriteRouter } from '../typeorm/write-router';
 import { TransactionScope } from './transaction-scope';
 import { WriterConnection } from './writer-connection';
-
-const BEGIN = 'BEGIN IMMEDIATE TRANSACTION';
-const INSERT = 'INSERT INTO items (key, job, step) VALUES (?, 0, 0)';
 
 /** A job's signal, as `begin()` reads it. */
 const job = (signal = new AbortController().signal) => ({ signal });

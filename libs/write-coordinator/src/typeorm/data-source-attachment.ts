@@ -85,8 +85,10 @@ export function attachToDataSource(
   router.install();
   const collector = publisher && new EntityChangeCollector(options.name, scope, publisher);
   if (collector) dataSource.subscribers.push(collector);
+  let attached = true;
   const detach = () => {
-    if (!routers.delete(router)) return;
+    if (!attached) return; // once: by destroy() or by the coordinator, whichever comes first
+    attached = false;
     unregisterRouter(dataSource, router);
     router.uninstall();
     reader?.close();
@@ -94,7 +96,6 @@ export function attachToDataSource(
     if (index >= 0) dataSource.subscribers.splice(index, 1);
     if (Object.hasOwn(dataSource, 'destroy')) delete (dataSource as Partial<DataSource>).destroy;
   };
-  routers.add(router);
   // Until the DataSource is destroyed, its writes go through the drain or are refused (SHUTDOWN
   // once the coordinator stopped): giving it back to plain TypeORM earlier would let writes issued
   // during the rest of the application's shutdown run unserialised.
@@ -109,6 +110,3 @@ export function attachToDataSource(
   });
   return { dataSource, writer, detach };
 }
-
-/** Guards still installed (detach runs once, by `destroy()` or by the coordinator). */
-const routers = new WeakSet<WriteRouter>();

@@ -13,7 +13,10 @@ import { committedKeys } from '../../../../test/fixtures/committed-rows';
 import { deferred, flush } from '../../../../test/fixtures/deferred';
 import { Item } from '../../../../test/fixtures/item.entity';
 import {
+  BEGIN,
   buildMiddleLayer,
+  INSERT,
+  inserted,
   LoggedDataSource,
   MiddleLayer,
   MiddleLayerOptions,
@@ -23,9 +26,6 @@ import { TransactionScope } from '../transaction/transaction-scope';
 import { WriterConnection } from '../transaction/writer-connection';
 import { WriteRouter } from './write-router';
 
-const BEGIN = 'BEGIN IMMEDIATE TRANSACTION';
-const INSERT = 'INSERT INTO items (key, job, step) VALUES (?, 0, 0)';
-const inserted = (key: string) => `INSERT INTO items (key, job, step) VALUES ('${key}', 0, 0)`;
 /** A job as group commit runs it alone: a batch leader, which needs no savepoint. */
 const loneJob = (...statements: string[]) => [BEGIN, ...statements, 'COMMIT'];
 /** What the read connection's TEMP-schema check runs on the writer before a read outside a job. */
