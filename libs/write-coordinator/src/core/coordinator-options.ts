@@ -149,7 +149,25 @@ export interface WriteCoordinatorOptions {
    * @default 0
    */
   batchWaitMs?: number;
+  /**
+   * Group commit under network traffic: whether a batch whose queue is empty lets the event loop
+   * run once (`setImmediate`) before its COMMIT, so that requests already waiting on sockets can
+   * queue their jobs and join it. better-sqlite3 is synchronous: without this, a job that only
+   * touches the database runs from BEGIN to COMMIT in one turn of the event loop, and requests
+   * arriving over HTTP never find a job to join.
+   * - `'auto'`: yield only while a COMMIT costs much more than a yield (an fsync at `FULL` does;
+   *   a COMMIT at `NORMAL` in WAL mode usually does not), measured as the coordinator runs;
+   *   yield again only while yields keep bringing jobs.
+   * - `'always'`: yield whenever the queue is empty before a COMMIT (same rule for repeating).
+   * - `'never'`: commit as soon as the queue is empty (before 0.2).
+   * Inert when `maxBatchSize` is 1.
+   * @default 'auto'
+   */
+  batchYield?: BatchYield;
 }
+
+/** When a group-commit batch lets the event loop run before its COMMIT (see `batchYield`). */
+export type BatchYield = 'auto' | 'always' | 'never';
 
 /** @internal Options after defaults and validation; everything downstream reads this type. */
 export interface ResolvedWriteCoordinatorOptions {
@@ -173,6 +191,7 @@ export interface ResolvedWriteCoordinatorOptions {
   readonly maxPayloadBytes: number;
   readonly maxBatchSize: number;
   readonly batchWaitMs: number;
+  readonly batchYield: BatchYield;
 }
 
 /** The default value of every option. */
@@ -197,6 +216,7 @@ export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
   maxPayloadBytes: 1_048_576,
   maxBatchSize: 64,
   batchWaitMs: 0,
+  batchYield: 'auto',
 } as const satisfies ResolvedWriteCoordinatorOptions);
 
 type Check = (value: unknown) => string | undefined;
@@ -257,6 +277,7 @@ const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
       ? undefined
       : 'a function (method) => topic, or an object mapping method names to non-empty topic strings',
   batchWaitMs: nonNegativeFinite,
+  batchYield: oneOf('auto', 'always', 'never'),
   maxBatchSize: (v) => (Number.isInteger(v) && (v as number) >= 1 ? undefined : 'an integer, 1 or more'),
   maxPayloadBytes: (v) =>
     Number.isInteger(v) && (v as number) > 0 ? undefined : 'an integer number of bytes, 1 or more',

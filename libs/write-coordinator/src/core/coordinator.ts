@@ -137,6 +137,7 @@ export class Coordinator {
       {
         maxSize: this.options.maxBatchSize,
         waitMs: this.options.batchWaitMs,
+        yieldMode: this.options.batchYield,
         take: () => this.queue.takeNext(),
         whenArrival: (ms) => this.queue.whenArrival(ms),
       },

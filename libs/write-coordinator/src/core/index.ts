@@ -6,7 +6,7 @@
 export { Coordinator } from './coordinator';
 export type { CoordinatorHooks, CoordinatorLog, CoordinatorMetrics, WriteOptions, WriteRequest } from './coordinator';
 export { resolveWriteCoordinatorOptions, WRITE_COORDINATOR_DEFAULTS } from './coordinator-options';
-export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './coordinator-options';
+export type { BatchYield, OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './coordinator-options';
 export type { BatchMetrics } from './batch-stats';
 /** The single-drain queue engine alone (no database): the building block every coordinator runs on. */
 export { WriteQueue } from '../queue/write-queue';

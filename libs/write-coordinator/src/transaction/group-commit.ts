@@ -1,5 +1,7 @@
 import { InternalError, TimeoutError } from '../errors';
+import type { BatchYield } from '../core/coordinator-options';
 import type { JobContext, TakenJob } from '../queue/queue.types';
+import { BatchYieldPolicy } from './batch-yield';
 import { Frame, frames, whenQuiet } from './job-frame';
 import { beginJob, levelsLeftOpen, ownFailure, runAfterCommit, ScopeHooks, settled } from './job-steps';
 import type { WriteWork } from './write-job';
@@ -15,6 +17,8 @@ export interface Batching {
   readonly waitMs: number;
   /** Resolves when a job is queued, or after `ms`. */
   whenArrival(ms: number): Promise<void>;
+  /** Whether a batch lets the event loop run before its COMMIT when the queue is empty (`batchYield`). */
+  readonly yieldMode: BatchYield;
 }
 
 /** The batch a leading job has open. */
@@ -46,11 +50,15 @@ export class GroupCommit {
   private batch: Batch | undefined;
   /** How long the last COMMIT took (ms): a batch keeps at least twice that for its COMMIT. */
   private lastCommitMs = 0;
+  /** Whether an empty queue gets one turn of the event loop before the COMMIT. */
+  private readonly yields: BatchYieldPolicy;
 
   constructor(
     private readonly hooks: ScopeHooks,
     private readonly batching: Batching,
-  ) {}
+  ) {
+    this.yields = new BatchYieldPolicy(batching.yieldMode);
+  }
 
   /** True when group commit is on (`maxBatchSize` > 1). */
   get enabled(): boolean {
@@ -107,7 +115,9 @@ export class GroupCommit {
   /**
    * Runs the queued batchable jobs after the leader's own work, one at a time, until the batch is
    * full, the queue stays empty past `waitMs`, or a member waiting for the COMMIT would otherwise
-   * be answered after its deadline.
+   * be answered after its deadline. When the queue is empty it first lets the event loop run
+   * once, if `batchYield` says so (see {@link BatchYieldPolicy}), and again after every yield
+   * that brought jobs: requests that arrived over the network meanwhile join the batch.
    */
   private async takeFollowers(
     writer: WriterConnection,
@@ -116,15 +126,23 @@ export class GroupCommit {
   ): Promise<void> {
     const batching = this.batching;
     const waitUntil = performance.now() + batching.waitMs;
+    let mayYield = true;
     for (let ran = 1; ran < batching.maxSize && writer.inTransaction;) {
       const commitBy = batch.deadlineAt - this.commitMargin();
       const taken = performance.now() < commitBy ? batching.take() : undefined;
+      this.yields.yielded(taken !== undefined);
       if (!taken) {
+        if (mayYield && this.yields.worthIt && performance.now() < commitBy) {
+          mayYield = false;
+          await this.yields.yield();
+          continue;
+        }
         const left = Math.min(waitUntil, commitBy) - performance.now();
         if (left <= 0) return;
         await batching.whenArrival(left);
         continue;
       }
+      mayYield = true;
       ran++;
       const outcome = await this.runFollower(writer, batch, taken);
       if (!outcome.ok) {
@@ -218,6 +236,7 @@ export class GroupCommit {
         try {
           await frames.run(frame, () => writer.original.commitTransaction());
           this.lastCommitMs = performance.now() - started;
+          this.yields.committed(this.lastCommitMs);
         } catch (error) {
           failure = ownFailure(`could not commit its batch; none of its ${size} job(s) was written`, error, ctx);
         } finally {

@@ -34,7 +34,7 @@ describe('WriterConnection', () => {
     if (routed) {
       const scope = new TransactionScope(
         { afterCommitError: () => undefined, committed: () => undefined, failed: () => undefined },
-        { maxSize: 1, waitMs: 0, take: () => undefined, whenArrival: () => Promise.resolve() },
+        { maxSize: 1, waitMs: 0, take: () => undefined, whenArrival: () => Promise.resolve(), yieldMode: 'never' },
       );
       const enqueue = () => Promise.reject(new Error('this spec queues nothing'));
       router = new WriteRouter(writer, scope, undefined, 'throw', enqueue, () => undefined);

@@ -182,7 +182,7 @@ describe('WriteRouter', () => {
       const writer = new WriterConnection(logged.dataSource, 1_000);
       const scope = new TransactionScope(
         { afterCommitError: () => undefined, committed: () => undefined, failed: () => undefined },
-        { maxSize: 1, waitMs: 0, take: () => undefined, whenArrival: () => Promise.resolve() },
+        { maxSize: 1, waitMs: 0, take: () => undefined, whenArrival: () => Promise.resolve(), yieldMode: 'never' },
       );
       const queued: string[] = [];
       const router = new WriteRouter(

@@ -1,0 +1,52 @@
+import { BatchYieldPolicy } from './batch-yield';
+
+describe('BatchYieldPolicy', () => {
+  it("never yields with 'never' and always with 'always', whatever a COMMIT costs", () => {
+    const never = new BatchYieldPolicy('never');
+    const always = new BatchYieldPolicy('always');
+    for (const ms of [0, 0.01, 5, 50]) {
+      never.committed(ms);
+      always.committed(ms);
+      expect(never.worthIt).toBe(false);
+      expect(always.worthIt).toBe(true);
+    }
+  });
+
+  it("with 'auto', yields only once COMMITs cost far more than a yield (an fsync), and stops when they get cheap", () => {
+    const policy = new BatchYieldPolicy('auto');
+    expect(policy.worthIt).toBe(false); // nothing measured yet
+    for (let i = 0; i < 20; i++) policy.committed(0.05); // a COMMIT at NORMAL in WAL mode
+    expect(policy.worthIt).toBe(false);
+    for (let i = 0; i < 20; i++) policy.committed(3); // an fsync at FULL
+    expect(policy.worthIt).toBe(true);
+    for (let i = 0; i < 40; i++) policy.committed(0.05);
+    expect(policy.worthIt).toBe(false);
+  });
+
+  it("with 'auto', stops yielding when useless yields cost as much as a tenth of a COMMIT", async () => {
+    const policy = new BatchYieldPolicy('auto');
+    for (let i = 0; i < 20; i++) policy.committed(0.5);
+    expect(policy.worthIt).toBe(true);
+    for (let i = 0; i < 60; i++) {
+      const yielded = policy.yield();
+      const until = performance.now() + 0.2; // the event loop is busy for 0.2 ms during the yield
+      while (performance.now() < until);
+      await yielded;
+      policy.yielded(false);
+    }
+    expect(policy.worthIt).toBe(false);
+  });
+
+  it("with 'auto', does not count a yield that brought jobs as a cost (their handlers ran in it)", async () => {
+    const policy = new BatchYieldPolicy('auto');
+    for (let i = 0; i < 20; i++) policy.committed(0.5);
+    for (let i = 0; i < 60; i++) {
+      const yielded = policy.yield();
+      const until = performance.now() + 0.2;
+      while (performance.now() < until);
+      await yielded;
+      policy.yielded(true);
+    }
+    expect(policy.worthIt).toBe(true);
+  });
+});
