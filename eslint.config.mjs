@@ -66,13 +66,13 @@ export default tseslint.config(
     },
   },
   {
-    // CommonJS preload hooks for child processes (`node --require`).
+    // CommonJS preload hooks and small programs for child processes.
     files: ['test/**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {
       sourceType: 'commonjs',
       parserOptions: { projectService: false, project: null },
-      globals: { require: 'readonly', module: 'writable' },
+      globals: { require: 'readonly', module: 'writable', process: 'readonly', console: 'readonly' },
     },
     rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-require-imports': 'off' },
   },
