@@ -251,7 +251,7 @@ export class GroupCommit {
       await writer.rollbackIfOpen();
       return failure;
     } finally {
-      await writer.resync();
+      if (!writer.inStep) await writer.resync();
     }
   }
 

@@ -101,7 +101,7 @@ describe('TransactionScope', () => {
         inserted('leader'), // the leader needs no savepoint: nothing else is in the transaction yet
         'SAVEPOINT typeorm_1',
         inserted('rogue'),
-        'ROLLBACK TO SAVEPOINT typeorm_1;', // one exec of two statements: SQLite's text of the first keeps its ';'
+        'ROLLBACK TO SAVEPOINT typeorm_1', // one exec of two statements: SQLite's text of the first keeps its ';'
         'RELEASE SAVEPOINT typeorm_1',
         'SAVEPOINT typeorm_1',
         inserted('neighbour'),

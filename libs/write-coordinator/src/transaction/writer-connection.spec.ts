@@ -170,7 +170,7 @@ describe('WriterConnection', () => {
         'RELEASE SAVEPOINT typeorm_2',
         'SAVEPOINT typeorm_2',
         "INSERT INTO items (key, job, step) VALUES ('erased', 0, 0)",
-        'ROLLBACK TO SAVEPOINT typeorm_2;',
+        'ROLLBACK TO SAVEPOINT typeorm_2',
         'RELEASE SAVEPOINT typeorm_2',
         'RELEASE SAVEPOINT typeorm_1',
         'COMMIT',

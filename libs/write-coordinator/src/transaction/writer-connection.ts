@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { RawStatementCache } from './raw-statements';
@@ -11,6 +11,13 @@ export interface RunnerMethods {
   startTransaction(isolationLevel?: string): Promise<void>;
   commitTransaction(): Promise<void>;
   rollbackTransaction(): Promise<void>;
+}
+
+/** The statements of one savepoint level. */
+interface SavepointStatements {
+  readonly open: Statement;
+  readonly release: Statement;
+  readonly rollbackTo: Statement;
 }
 
 /** How many read/write verdicts are remembered (one per distinct SQL text). */
@@ -48,6 +55,8 @@ export class WriterConnection {
   readonly statements: RawStatementCache;
   /** Read/write verdicts of {@link reads}, by SQL text. */
   private readonly verdicts = new Map<string, boolean>();
+  /** Prepared savepoint statements, by depth (see {@link openSavepoint}). */
+  private readonly savepoints: SavepointStatements[] = [];
 
   constructor(
     readonly dataSource: DataSource,
@@ -87,6 +96,11 @@ export class WriterConnection {
   /** The manager bound to the shared runner: what a job's work receives. */
   get manager(): EntityManager {
     return this.runner.manager;
+  }
+
+  /** True when TypeORM's view of the runner and the connection agree that no transaction is open. */
+  get inStep(): boolean {
+    return !this.connection.inTransaction && !this.runner.isTransactionActive && this.depth === 0;
   }
 
   /** Whether the connection is inside a transaction (SQLite's view, not TypeORM's). */
@@ -132,22 +146,39 @@ export class WriterConnection {
    */
   openSavepoint(): void {
     const depth = this.depth;
-    this.connection.exec(`SAVEPOINT typeorm_${depth}`);
+    this.savepoint(depth).open.run();
     this.setDepth(depth + 1);
   }
 
   /** Releases the innermost savepoint opened by {@link openSavepoint}. */
   releaseSavepoint(): void {
     const depth = this.depth;
-    this.connection.exec(`RELEASE SAVEPOINT typeorm_${depth - 1}`);
+    this.savepoint(depth - 1).release.run();
     this.setDepth(depth - 1);
   }
 
   /** Rolls back to the innermost savepoint and removes it. */
   rollbackSavepoint(): void {
     const depth = this.depth;
-    this.connection.exec(`ROLLBACK TO SAVEPOINT typeorm_${depth - 1}; RELEASE SAVEPOINT typeorm_${depth - 1}`);
+    const savepoint = this.savepoint(depth - 1);
+    savepoint.rollbackTo.run();
+    savepoint.release.run();
     this.setDepth(depth - 1);
+  }
+
+  /** The statements of savepoint `typeorm_<depth>`, prepared once (`Database.exec` compiles every time). */
+  private savepoint(depth: number): SavepointStatements {
+    let statements = this.savepoints[depth];
+    if (statements === undefined) {
+      const name = `typeorm_${depth}`;
+      statements = {
+        open: this.connection.prepare(`SAVEPOINT ${name}`),
+        release: this.connection.prepare(`RELEASE SAVEPOINT ${name}`),
+        rollbackTo: this.connection.prepare(`ROLLBACK TO SAVEPOINT ${name}`),
+      };
+      this.savepoints[depth] = statements;
+    }
+    return statements;
   }
 
   private setDepth(depth: number): void {
@@ -167,6 +198,7 @@ export class WriterConnection {
    * a transaction that never commits.
    */
   async resync(): Promise<void> {
+    if (this.inStep) return;
     if (this.connection.inTransaction) await this.query('ROLLBACK');
     const state = this.runner as unknown as { isTransactionActive: boolean };
     state.isTransactionActive = false;
