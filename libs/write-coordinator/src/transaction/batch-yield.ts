@@ -9,9 +9,15 @@ const PAYOFF = 10;
 /** Cost assumed for a useless yield before the first one is measured (ms). */
 const INITIAL_IDLE_YIELD_MS = 0.02;
 
-/** Weight of the newest measurement in the running averages. */
+/** Weight of the newest COMMIT in its running average. */
 const COMMIT_WEIGHT = 0.2;
-const YIELD_WEIGHT = 0.1;
+
+/**
+ * How fast the estimate of a useless yield's cost may rise per yield (it falls at once to any
+ * cheaper one): the estimate tracks the yield's own cost, not the time other callbacks or other
+ * processes took the CPU during it.
+ */
+const YIELD_DRIFT = 1.05;
 
 /** Resolves in the check phase of the event loop, after the pending I/O callbacks ran. */
 const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -26,9 +32,10 @@ const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate
  * phase deliver them first; their jobs queue behind the running one and the batch takes them.
  *
  * `'auto'` weighs the two costs it measures as it goes: the COMMIT (running average) and a yield
- * that brought no job (running average of those only: a yield that delivered requests also ran
- * their handlers, which is the app's work, not the yield's). It yields while the COMMIT costs at
- * least {@link PAYOFF} times a useless yield.
+ * that brought no job (a floor that rises slowly: what other callbacks did during a yield is work
+ * that had to be done anyway, and a yield that delivered requests ran their handlers, the app's
+ * work, not the yield's). It yields while the COMMIT costs at least {@link PAYOFF} times a
+ * useless yield.
  */
 export class BatchYieldPolicy {
   private commitMs = 0;
@@ -58,7 +65,8 @@ export class BatchYieldPolicy {
   /** Tells the policy whether the last yield brought a job; one that did not counts as its cost. */
   yielded(broughtJob: boolean): void {
     if (Number.isNaN(this.yieldStartedAt)) return;
-    if (!broughtJob) this.idleYieldMs += YIELD_WEIGHT * (performance.now() - this.yieldStartedAt - this.idleYieldMs);
+    if (!broughtJob)
+      this.idleYieldMs = Math.min(this.idleYieldMs * YIELD_DRIFT, performance.now() - this.yieldStartedAt);
     this.yieldStartedAt = Number.NaN;
   }
 }
