@@ -21,9 +21,10 @@ export interface WalCheckpointOptions {
   maxWalBytes?: number | false;
   /**
    * How long, past the limit, the next job may be held while readers keep the TRUNCATE from
-   * completing (retried with backoff, without blocking the event loop; each attempt blocks for at
-   * most `busyTimeoutMs`). Then writes go on over the limit, counted in `metrics().wal.gaveUp`, and
-   * the limit is enforced again after as long again.
+   * completing: it is retried with backoff (1 → 50 ms) without blocking the event loop (each
+   * attempt runs with `busy_timeout` 0, so SQLite itself never waits for readers). Then writes go
+   * on over the limit, counted in `metrics().wal.gaveUp`, and the limit is enforced again after as
+   * long again.
    * @default 1000
    */
   waitMs?: number;

@@ -13,7 +13,7 @@ export interface WalMetrics {
   peakBytes: number;
   /** The `maxWalBytes` limit, or false when none is enforced. */
   maxWalBytes: number | false;
-  /** PASSIVE checkpoints run because the queue went idle. */
+  /** Checkpoints run because the queue went idle: PASSIVE, or TRUNCATE while past the limit. */
   idleCheckpoints: number;
   /** TRUNCATE checkpoints that emptied the file (past the limit, or idle while past it). */
   truncations: number;
@@ -57,13 +57,16 @@ const MAX_BACKOFF_MS = 50;
  *
  * SQLite's own `wal_autocheckpoint` (PASSIVE, inside COMMIT, every 1000 pages by default) stays
  * on: it keeps the log short while readers let it, and this policy only steps in when they do not.
- * A checkpoint is synchronous (better-sqlite3): a TRUNCATE blocks the event loop for its copy and
- * for at most `busy_timeout` per attempt.
+ * A checkpoint is synchronous (better-sqlite3) and blocks the event loop for its copy; a TRUNCATE
+ * attempt runs with `busy_timeout` 0, so the waiting for readers happens between attempts, off
+ * the event loop.
  */
 export class WalCheckpointPolicy {
   private readonly walPath: string | undefined;
   private readonly passive: Statement | undefined;
   private readonly truncate: Statement | undefined;
+  /** `busy_timeout` 0 for a TRUNCATE attempt (waiting is the retry loop's job), then back. */
+  private readonly busyTimeout: { off: Statement; restore: Statement } | undefined;
   private readonly idleMs: number = 0;
   private readonly maxWalBytes: number = Infinity;
   private readonly waitMs: number = 0;
@@ -108,6 +111,11 @@ export class WalCheckpointPolicy {
       this.maxWalBytes = settings.maxWalBytes;
       this.waitMs = settings.waitMs;
       this.truncate = db.prepare('PRAGMA wal_checkpoint(TRUNCATE)');
+      const busyTimeoutMs = Number(db.pragma('busy_timeout', { simple: true }));
+      this.busyTimeout = {
+        off: db.prepare('PRAGMA busy_timeout = 0'),
+        restore: db.prepare(`PRAGMA busy_timeout = ${busyTimeoutMs}`),
+      };
     }
   }
 
@@ -193,12 +201,10 @@ export class WalCheckpointPolicy {
     if (this.committedSinceArmed || this.db.inTransaction || !this.queueIdle()) return this.armIdleTimer();
     if (!this.dirty) return;
     this.dirty = false;
-    if (!this.truncateDue) {
-      if (this.run(this.passive!) === 'done') this.idleCheckpoints++;
-      return;
-    }
-    // Idle past the limit: one attempt now; if readers are in the way, the next job retries.
-    this.truncateDue = this.run(this.truncate!) === 'busy';
+    // Past the limit: one TRUNCATE attempt now; if readers are in the way, the next job retries.
+    const outcome = this.truncateDue ? this.run(this.truncate!) : this.run(this.passive!);
+    this.truncateDue &&= outcome === 'busy';
+    if (outcome === 'done') this.idleCheckpoints++;
   };
 
   private queueIdle(): boolean {
@@ -212,10 +218,13 @@ export class WalCheckpointPolicy {
     const startedAt = performance.now();
     let outcome: Outcome;
     try {
+      if (truncating) this.busyTimeout!.off.get();
       outcome = (statement.get() as CheckpointRow).busy ? 'busy' : 'done';
     } catch (error) {
       outcome = isBusy(sqliteCode(error)) ? 'busy' : 'failed';
       if (outcome === 'failed') this.fail(error);
+    } finally {
+      if (truncating) this.busyTimeout!.restore.get();
     }
     const ms = performance.now() - startedAt;
     this.totalMs += ms;
