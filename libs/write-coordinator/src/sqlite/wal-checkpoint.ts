@@ -65,8 +65,8 @@ export class WalCheckpointPolicy {
   private readonly walPath: string | undefined;
   private readonly passive: Statement | undefined;
   private readonly truncate: Statement | undefined;
-  /** `busy_timeout` 0 for a TRUNCATE attempt (waiting is the retry loop's job), then back. */
-  private readonly busyTimeout: { off: Statement; restore: Statement } | undefined;
+  /** The connection's `busy_timeout`, put back after each TRUNCATE attempt (made with 0). */
+  private readonly busyTimeoutMs: number = 0;
   private readonly idleMs: number = 0;
   private readonly maxWalBytes: number = Infinity;
   private readonly waitMs: number = 0;
@@ -111,11 +111,7 @@ export class WalCheckpointPolicy {
       this.maxWalBytes = settings.maxWalBytes;
       this.waitMs = settings.waitMs;
       this.truncate = db.prepare('PRAGMA wal_checkpoint(TRUNCATE)');
-      const busyTimeoutMs = Number(db.pragma('busy_timeout', { simple: true }));
-      this.busyTimeout = {
-        off: db.prepare('PRAGMA busy_timeout = 0'),
-        restore: db.prepare(`PRAGMA busy_timeout = ${busyTimeoutMs}`),
-      };
+      this.busyTimeoutMs = Number(db.pragma('busy_timeout', { simple: true }));
     }
   }
 
@@ -218,13 +214,14 @@ export class WalCheckpointPolicy {
     const startedAt = performance.now();
     let outcome: Outcome;
     try {
-      if (truncating) this.busyTimeout!.off.get();
+      // Not a prepared statement: SQLite applies `PRAGMA busy_timeout` when it compiles it.
+      if (truncating) this.db.pragma('busy_timeout = 0');
       outcome = (statement.get() as CheckpointRow).busy ? 'busy' : 'done';
     } catch (error) {
       outcome = isBusy(sqliteCode(error)) ? 'busy' : 'failed';
       if (outcome === 'failed') this.fail(error);
     } finally {
-      if (truncating) this.busyTimeout!.restore.get();
+      if (truncating) this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
     }
     const ms = performance.now() - startedAt;
     this.totalMs += ms;
