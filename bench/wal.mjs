@@ -131,7 +131,11 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 console.log(
   `\n| checkpoints | jobs/s | peak -wal (MiB) | peak / limit | commits | mean batch | reads/s (4 readers) | truncations | busy retries | gave up | ms in checkpoints (max) |`,
 );
