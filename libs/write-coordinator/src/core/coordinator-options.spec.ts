@@ -68,6 +68,31 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
   ['batchWaitMs', { batchWaitMs: -1 }, 'batchWaitMs must be a finite number of ms, 0 or more (received -1, number)'],
   ['batchYield', { batchYield: 'sometimes' }, "batchYield must be 'auto', 'always' or 'never' (received 'sometimes', string)"],
   ['queSize', { queSize: 5 }, 'queSize must be one of the known options'],
+  [
+    'walCheckpoint',
+    { walCheckpoint: true },
+    'walCheckpoint must be false or an object { idleMs?, maxWalBytes?, waitMs? } (received true, boolean)',
+  ],
+  [
+    'walCheckpoint.idleMs',
+    { walCheckpoint: { idleMs: 0 } },
+    'walCheckpoint.idleMs must be a finite number of ms greater than 0, or false (received 0, number)',
+  ],
+  [
+    'walCheckpoint.maxWalBytes',
+    { walCheckpoint: { maxWalBytes: '64mb' } },
+    "walCheckpoint.maxWalBytes must be an integer number of bytes, 1 or more, or false (received '64mb', string)",
+  ],
+  [
+    'walCheckpoint.waitMs',
+    { walCheckpoint: { waitMs: -1 } },
+    'walCheckpoint.waitMs must be a finite number of ms, 0 or more (received -1, number)',
+  ],
+  [
+    'walCheckpoint.idle',
+    { walCheckpoint: { idle: true } },
+    'walCheckpoint.idle must be one of idleMs, maxWalBytes, waitMs (received true, boolean)',
+  ],
 ];
 
 describe('resolveWriteCoordinatorOptions', () => {
@@ -100,6 +125,18 @@ describe('resolveWriteCoordinatorOptions', () => {
       topics: { CreateSession: 'sessions' },
     } as const;
     expect(resolveWriteCoordinatorOptions(valid)).toMatchObject(valid);
+  });
+
+  it('fills the fields of walCheckpoint left out, and keeps false', () => {
+    expect(resolveWriteCoordinatorOptions({ walCheckpoint: { maxWalBytes: 1024 } }).walCheckpoint).toEqual({
+      idleMs: 100,
+      maxWalBytes: 1024,
+      waitMs: 1000,
+    });
+    expect(resolveWriteCoordinatorOptions({ walCheckpoint: { idleMs: false } }).walCheckpoint).toMatchObject({
+      idleMs: false,
+    });
+    expect(resolveWriteCoordinatorOptions({ walCheckpoint: false }).walCheckpoint).toBe(false);
   });
 
   it('returns a frozen object', () => {

@@ -5,7 +5,9 @@ import type { TopicMapping } from '../changes/change-topics';
 import type { WhenFull } from '../queue/queue.types';
 import type { SynchronousLevel } from '../sqlite/sqlite-pragmas';
 import type { OutsideWriteMode } from '../typeorm/write-router';
+import { ResolvedWalCheckpoint, WAL_CHECKPOINT_DEFAULTS, WalCheckpointOptions } from '../sqlite/wal-checkpoint.options';
 
+export type { WalCheckpointOptions } from '../sqlite/wal-checkpoint.options';
 export type { SynchronousLevel } from '../sqlite/sqlite-pragmas';
 export type { OutsideWriteMode } from '../typeorm/write-router';
 
@@ -164,6 +166,14 @@ export interface WriteCoordinatorOptions {
    * @default 'auto'
    */
   batchYield?: BatchYield;
+  /**
+   * The coordinator's own WAL checkpoints, on top of SQLite's automatic ones: PASSIVE once the
+   * queue is idle, TRUNCATE between jobs once the `-wal` file is past `maxWalBytes`, so that
+   * readers in other connections cannot starve checkpoints and let it grow without bound (see
+   * {@link WalCheckpointOptions}). `false` leaves checkpoints to SQLite alone.
+   * @default { idleMs: 100, maxWalBytes: 67108864, waitMs: 1000 }
+   */
+  walCheckpoint?: WalCheckpointOptions | false;
 }
 
 /** When a group-commit batch lets the event loop run before its COMMIT (see `batchYield`). */
@@ -192,6 +202,7 @@ export interface ResolvedWriteCoordinatorOptions {
   readonly maxBatchSize: number;
   readonly batchWaitMs: number;
   readonly batchYield: BatchYield;
+  readonly walCheckpoint: ResolvedWalCheckpoint | false;
 }
 
 /** The default value of every option. */
@@ -217,6 +228,7 @@ export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
   maxBatchSize: 64,
   batchWaitMs: 0,
   batchYield: 'auto',
+  walCheckpoint: WAL_CHECKPOINT_DEFAULTS,
 } as const satisfies ResolvedWriteCoordinatorOptions);
 
 type Check = (value: unknown) => string | undefined;
@@ -281,7 +293,34 @@ const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
   maxBatchSize: (v) => (Number.isInteger(v) && (v as number) >= 1 ? undefined : 'an integer, 1 or more'),
   maxPayloadBytes: (v) =>
     Number.isInteger(v) && (v as number) > 0 ? undefined : 'an integer number of bytes, 1 or more',
+  walCheckpoint: (v) =>
+    v === false || (typeof v === 'object' && v !== null && !Array.isArray(v))
+      ? undefined
+      : 'false or an object { idleMs?, maxWalBytes?, waitMs? }',
 };
+
+/** The fields of `walCheckpoint`, checked and named as `walCheckpoint.<field>`. */
+const WAL_CHECKS: Record<keyof WalCheckpointOptions, Check> = {
+  idleMs: (v) => (v === false ? undefined : positiveFinite(v) && `${positiveFinite(v)}, or false`),
+  maxWalBytes: (v) =>
+    v === false || (Number.isInteger(v) && (v as number) > 0)
+      ? undefined
+      : 'an integer number of bytes, 1 or more, or false',
+  waitMs: nonNegativeFinite,
+};
+
+/** Validates the fields of a `walCheckpoint` object and fills in its defaults. */
+function resolveWalCheckpoint(value: WalCheckpointOptions | false, context: string): ResolvedWalCheckpoint | false {
+  if (value === false || resolved.has(value)) return value as ResolvedWalCheckpoint | false;
+  for (const [field, v] of Object.entries(value)) {
+    const check = WAL_CHECKS[field as keyof WalCheckpointOptions];
+    const expected = check ? v !== undefined && check(v) : `one of ${Object.keys(WAL_CHECKS).join(', ')}`;
+    if (expected) throw new InvalidOptionsError(`walCheckpoint.${field}`, expected, v, context);
+  }
+  const result = Object.freeze({ ...WAL_CHECKPOINT_DEFAULTS, ...withoutUndefined(value) });
+  resolved.add(result);
+  return result;
+}
 
 /**
  * Merges options with {@link WRITE_COORDINATOR_DEFAULTS} and validates them.
@@ -314,6 +353,7 @@ export function resolveWriteCoordinatorOptions(
   const result = Object.freeze({
     ...merged,
     queueSize: merged.queueSize <= 0 ? WRITE_COORDINATOR_DEFAULTS.queueSize : merged.queueSize,
+    walCheckpoint: resolveWalCheckpoint(merged.walCheckpoint, context),
   });
   resolved.add(result);
   return result;

@@ -12,6 +12,7 @@ import type {
 } from '../queue/queue.types';
 import { WriteQueue } from '../queue/write-queue';
 import { StorageHealth, StorageStatus } from '../sqlite/storage-health';
+import { noWalMetrics, WalCheckpointPolicy, WalMetrics } from '../sqlite/wal-checkpoint';
 import { WriteHandlerFn, WriteHandlerRegistry } from '../submit/write-handler.registry';
 import { requestProblem } from '../submit/write-request.validation';
 import { TransactionScope } from '../transaction/transaction-scope';
@@ -59,6 +60,8 @@ export interface CoordinatorMetrics extends QueueMetrics {
   storage: StorageStatus;
   /** Committed transactions and how many jobs each carried (group commit, `maxBatchSize`). */
   batches: BatchMetrics;
+  /** The `-wal` file's size and the coordinator's checkpoints (`walCheckpoint` option). */
+  wal: WalMetrics;
 }
 
 /** Where a {@link Coordinator} reports what needs a human: the Nest face passes its `Logger`. */
@@ -106,6 +109,8 @@ export class Coordinator {
   private readonly publisher: ChangePublisher | undefined;
   /** Set by {@link attach}; until then every call fails with `COORDINATOR_NOT_READY`. */
   private attachment: DataSourceAttachment | undefined;
+  /** Set by {@link attach}: checkpoints after commits, when idle, and between jobs past the WAL limit. */
+  private wal: WalCheckpointPolicy | undefined;
 
   /**
    * Options the Nest face reads and a plain coordinator ignores: `dataSource` (give it to
@@ -131,6 +136,7 @@ export class Coordinator {
         committed: (size) => {
           this.storage.committed();
           this.batches.record(size);
+          this.wal?.committed();
         },
         failed: (error) => this.storage.failed(error),
       },
@@ -274,6 +280,7 @@ export class Coordinator {
       ...this.queue.metrics(),
       storage: this.storage.status(),
       batches: this.batches.snapshot(),
+      wal: this.wal?.metrics() ?? noWalMetrics(this.options.walCheckpoint),
     };
   }
 
@@ -341,6 +348,8 @@ export class Coordinator {
       this.publisher && { publish: (change) => this.publish(change), wants: () => this.wantsChanges() },
       (message) => this.log.warn(message),
     );
+    const { connection } = this.attachment.writer;
+    this.wal = new WalCheckpointPolicy(connection, this.options.walCheckpoint, this.queue, (m) => this.log.warn(m));
   }
 
   /**
@@ -391,7 +400,11 @@ export class Coordinator {
     if (!writer) {
       return this.queue.refuse(options.label, (job) => new CoordinatorNotReadyError(this.notReadyReason(), job));
     }
-    return this.queue.enqueue((ctx) => run(ctx, writer), options);
+    return this.queue.enqueue((ctx) => {
+      // Between jobs, before this one's BEGIN: a TRUNCATE checkpoint when the WAL is past its limit.
+      const checkpoint = this.wal?.beforeJob(ctx);
+      return checkpoint ? checkpoint.then(() => run(ctx, writer)) : run(ctx, writer);
+    }, options);
   }
 
   /** What makes this coordinator ready, for the `COORDINATOR_NOT_READY` message. */

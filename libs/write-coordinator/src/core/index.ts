@@ -8,6 +8,8 @@ export type { CoordinatorHooks, CoordinatorLog, CoordinatorMetrics, WriteOptions
 export { resolveWriteCoordinatorOptions, WRITE_COORDINATOR_DEFAULTS } from './coordinator-options';
 export type { BatchYield, OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './coordinator-options';
 export type { BatchMetrics } from './batch-stats';
+export type { WalCheckpointOptions } from './coordinator-options';
+export type { WalMetrics } from '../sqlite/wal-checkpoint';
 /** The single-drain queue engine alone (no database): the building block every coordinator runs on. */
 export { WriteQueue } from '../queue/write-queue';
 export type {
