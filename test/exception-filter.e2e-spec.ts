@@ -109,7 +109,8 @@ async function boot(database: string, register: 'useGlobalFilters' | 'APP_FILTER
     providers,
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
-  if (register === 'useGlobalFilters') app.useGlobalFilters(new WriteCoordinatorExceptionFilter(app.get(HttpAdapterHost)));
+  if (register === 'useGlobalFilters')
+    app.useGlobalFilters(new WriteCoordinatorExceptionFilter(app.get(HttpAdapterHost)));
   await app.init();
   return app;
 }
@@ -154,9 +155,13 @@ describe('WriteCoordinatorExceptionFilter (opt-in: coordinator errors to HTTP)',
     });
 
     it('answers 503 QUEUE_FULL with Retry-After: 1 when the queue is full under whenFull: reject', async () => {
-      const running = http().post('/hold').then((r) => r);
+      const running = http()
+        .post('/hold')
+        .then((r) => r);
       await WritesController.started.promise;
-      const queued = http().post('/items/queued').then((r) => r);
+      const queued = http()
+        .post('/items/queued')
+        .then((r) => r);
       // The queue holds one job: poll the metrics (not the clock) until the second request is in it.
       const coordinator = app.get(WriteCoordinator);
       while (coordinator.metrics().queueDepth < 1) await new Promise((resolve) => setImmediate(resolve));
