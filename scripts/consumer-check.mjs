@@ -164,7 +164,8 @@ function tsconfig(skipLibCheck) {
 function checkFull(full, core) {
   const deposits = full.acknowledged;
   assert.equal(full.opened, 201, 'POST /accounts');
-  assert.deepEqual(full.statuses, Array(50).fill(201), 'the 50 concurrent deposits were all acknowledged');
+  assert.deepEqual(full.rejected, [], 'the 50 concurrent deposits were all acknowledged');
+  assert.equal(deposits.length, 50);
   assert.deepEqual(
     [...full.committed.refs].sort(),
     deposits.map((d) => d.ref).sort(),

@@ -1,4 +1,4 @@
-import { Controller, Get, HttpCode, Injectable, Module, DynamicModule, Param, Post } from '@nestjs/common';
+import { Controller, DynamicModule, Get, HttpCode, Injectable, Module, Post } from '@nestjs/common';
 import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter';
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import {
@@ -8,7 +8,6 @@ import {
   WriteCoordinatorEvents,
   WriteCoordinatorHealthIndicator,
 } from 'nestjs-sqlite-write-coordinator';
-import { DepositService } from '../shared/deposit.service';
 import { Account } from '../shared/ledger.entities';
 import { LedgerModule } from '../shared/ledger.module';
 
@@ -26,7 +25,6 @@ export class CompletedJobs {
 @Controller()
 export class LedgerController {
   constructor(
-    private readonly ledger: DepositService,
     @InjectWriteCoordinator() private readonly writes: WriteCoordinator,
     private readonly health: HealthCheckService,
     private readonly writesHealth: WriteCoordinatorHealthIndicator,
@@ -36,11 +34,6 @@ export class LedgerController {
   async open(): Promise<{ id: number }> {
     await this.writes.run((manager) => manager.insert(Account, { id: 1, balance: 0 }), { label: 'open account' });
     return { id: 1 };
-  }
-
-  @Post('deposits/:ref')
-  async deposit(@Param('ref') ref: string): Promise<{ ref: string; balance: number }> {
-    return { ref, balance: await this.ledger.deposit(ref) };
   }
 
   /** A request for a handler nobody registered: the exception filter makes it a 404. */

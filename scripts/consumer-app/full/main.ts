@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { WriteCoordinatorExceptionFilter } from 'nestjs-sqlite-write-coordinator';
 import { readCommitted } from '../shared/committed';
+import { DepositService } from '../shared/deposit.service';
 import { AppModule, CompletedJobs } from './app.module';
 
 /** Boots the app on `argv[2]` (a SQLite file), drives it over HTTP and prints `REPORT <json>`. */
@@ -16,18 +17,19 @@ async function main(database: string): Promise<void> {
   };
 
   const opened = await call('POST', '/accounts');
-  const deposits = await Promise.all(Array.from({ length: 50 }, (_, i) => call('POST', `/deposits/d${i}`)));
+  // 50 calls at once, in process: every read starts before any write unless the calls are serialised.
+  const ledger = app.get(DepositService);
+  const deposits = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => ledger.deposit(`d${i}`)));
   const health = await call('GET', '/health');
   const unknown = await call('POST', '/writes/unknown');
   const metrics = await call('GET', '/writes/metrics');
   const events = app.get(CompletedJobs).labels;
   await app.close();
 
-  const acknowledged = deposits.filter((d) => d.status === 201).map((d) => d.body as { ref: string; balance: number });
   const report = {
     opened: opened.status,
-    statuses: deposits.map((d) => d.status),
-    acknowledged,
+    acknowledged: deposits.flatMap((d, i) => (d.status === 'fulfilled' ? [{ ref: `d${i}`, balance: d.value }] : [])),
+    rejected: deposits.flatMap((d) => (d.status === 'rejected' ? [String(d.reason)] : [])),
     committed: readCommitted(database),
     health,
     unknown,
