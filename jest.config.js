@@ -18,6 +18,10 @@ const shared = {
   transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
   moduleNameMapper: {
+    // The package name, as the demo and users import it (its two entries, as in its `exports`).
+    '^nestjs-sqlite-write-coordinator$': '<rootDir>/libs/write-coordinator/src',
+    '^nestjs-sqlite-write-coordinator/core$': '<rootDir>/libs/write-coordinator/src/core',
+    // The monorepo alias the tests use.
     '^@app/write-coordinator$': '<rootDir>/libs/write-coordinator/src',
     '^@app/write-coordinator/(.*)$': '<rootDir>/libs/write-coordinator/src/$1',
   },

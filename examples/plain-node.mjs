@@ -8,7 +8,7 @@
 //
 // It imports the library's built entry point, because the package is not published yet. That file
 // is the package: in your own code, import the same names by the package name instead,
-//   import { Coordinator, WriteCoordinatorError } from '@app/write-coordinator/core';
+//   import { Coordinator, WriteCoordinatorError } from 'nestjs-sqlite-write-coordinator/core';
 // (docs/getting-started.md shows this code so; test/plain-node-example.e2e-spec.ts checks that the
 // page and this file say the same, and runs this file.)
 import { DataSource, EntitySchema } from 'typeorm';

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { DynamicModule, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { WriteCoordinatorModule } from '@app/write-coordinator';
+import { WriteCoordinatorModule } from 'nestjs-sqlite-write-coordinator';
 import { DemoConfig } from './config';
 import { HealthModule } from './health/health.module';
 import { LedgerModule } from './ledger/ledger.module';

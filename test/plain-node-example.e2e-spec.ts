@@ -9,7 +9,7 @@ const root = join(__dirname, '..');
 const EXAMPLE = join('examples', 'plain-node.mjs');
 /** How the example imports the library in this repository, and how a user's own code does. */
 const BUILT_ENTRY = "'../dist/libs/write-coordinator/src/core/index.js'";
-const PACKAGE = "'@app/write-coordinator/core'";
+const PACKAGE = "'nestjs-sqlite-write-coordinator/core'";
 
 /**
  * A copy of the repository as the example sees it, in a temp dir: `examples/plain-node.mjs` (the

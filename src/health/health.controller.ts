@@ -1,6 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
-import { WriteCoordinator, WriteCoordinatorHealthIndicator } from '@app/write-coordinator';
+import { WriteCoordinator, WriteCoordinatorHealthIndicator } from 'nestjs-sqlite-write-coordinator';
 
 @Controller()
 export class HealthController {

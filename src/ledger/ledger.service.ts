@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { QueryFailedError, Repository } from 'typeorm';
-import { SerializedWrite } from '@app/write-coordinator';
+import { SerializedWrite } from 'nestjs-sqlite-write-coordinator';
 import { Account } from './account.entity';
 import { OpenAccountDto } from './dto/open-account.dto';
 import { CreateTransferDto } from './dto/create-transfer.dto';

@@ -1,7 +1,7 @@
 /**
- * Public API of @app/write-coordinator (the package's main entry). Everything a user may import is
- * exported here, and only here: the Nest face below, and everything of the Nest-free entry
- * (`./core`, also reachable alone as `@app/write-coordinator/core`, which loads no Nest package).
+ * Public API of nestjs-sqlite-write-coordinator (the package's main entry). Everything a user may
+ * import is exported here, and only here: the Nest face below, and everything of the Nest-free entry
+ * (`./core`, also reachable alone as `nestjs-sqlite-write-coordinator/core`, which loads no Nest package).
  */
 export * from './core/index';
 export { WriteCoordinatorModule } from './write-coordinator.module';
@@ -30,3 +30,5 @@ export type {
   QueueSaturatedEvent,
   WriteCoordinatorEventName,
 } from './write-coordinator.events';
+export { WRITE_COORDINATOR_HTTP_STATUS, WriteCoordinatorExceptionFilter } from './write-coordinator-exception.filter';
+export type { WriteCoordinatorErrorBody } from './write-coordinator-exception.filter';

@@ -10,4 +10,7 @@ export const ATTACHED_COORDINATORS = Symbol('write-coordinator:attached');
 /** @internal Token of the resolved options of one module instance. */
 export const RESOLVED_OPTIONS = Symbol('write-coordinator:resolved-options');
 
+/** @internal Token of Terminus's `HealthIndicatorService`, provided only when `@nestjs/terminus` is installed. */
+export const HEALTH_INDICATOR_SERVICE = Symbol('write-coordinator:health-indicator-service');
+
 export { DEFAULT_COORDINATOR_NAME } from './core/coordinator-options';

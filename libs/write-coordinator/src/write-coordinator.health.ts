@@ -1,9 +1,11 @@
-import { Injectable, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+// Types only: @nestjs/terminus is an optional peer, loaded at run time by optional-terminus.ts alone.
+import type { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { InvalidOptionsError } from './errors';
 import { EventLoopDelay, EventLoopMonitor } from './health/event-loop-monitor';
 import { getWriteCoordinatorToken } from './decorators/inject-write-coordinator.decorator';
-import { DEFAULT_COORDINATOR_NAME } from './write-coordinator.constants';
+import { DEFAULT_COORDINATOR_NAME, HEALTH_INDICATOR_SERVICE } from './write-coordinator.constants';
 import { OPTION_CHECKS, OptionCheck, validateFields } from './core/coordinator-options';
 import type { CoordinatorMetrics, WriteCoordinator } from './write-coordinator.service';
 import { WriteCoordinatorShutdown } from './write-coordinator.shutdown';
@@ -64,7 +66,8 @@ export class WriteCoordinatorHealthIndicator implements OnModuleInit, OnApplicat
   private readonly eventLoop = new EventLoopMonitor();
 
   constructor(
-    private readonly health: HealthIndicatorService,
+    // Absent when @nestjs/terminus is not installed: the module boots, isHealthy() says what is missing.
+    @Optional() @Inject(HEALTH_INDICATOR_SERVICE) private readonly health: HealthIndicatorService | undefined,
     private readonly moduleRef: ModuleRef,
     @Optional() private readonly shutdown?: WriteCoordinatorShutdown,
   ) {}
@@ -81,12 +84,21 @@ export class WriteCoordinatorHealthIndicator implements OnModuleInit, OnApplicat
 
   /**
    * @param key the key of this indicator in the health report. @default 'writeCoordinator'
-   * @throws {InvalidOptionsError} for thresholds out of range (a programming error).
+   * @throws {InvalidOptionsError} for thresholds out of range (a programming error), or when
+   *   `@nestjs/terminus` is not installed (field `@nestjs/terminus`).
    */
   async isHealthy(
     key = 'writeCoordinator',
     options: WriteCoordinatorHealthOptions = {},
   ): Promise<HealthIndicatorResult> {
+    if (!this.health) {
+      throw new InvalidOptionsError(
+        '@nestjs/terminus',
+        'installed to use isHealthy() (npm install @nestjs/terminus)',
+        undefined,
+        'WriteCoordinatorHealthIndicator',
+      );
+    }
     validateFields(HEALTH_CHECKS, options, 'WriteCoordinatorHealthIndicator');
     const thresholds: Thresholds = { ...DEFAULT_HEALTH };
     for (const field of Object.keys(DEFAULT_HEALTH) as Array<keyof Thresholds>) {

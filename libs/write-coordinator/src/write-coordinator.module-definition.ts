@@ -1,13 +1,13 @@
 import { ConfigurableModuleBuilder, DynamicModule, Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, MetadataScanner, ModuleRef } from '@nestjs/core';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
-import { HealthIndicatorService } from '@nestjs/terminus';
 import { InvalidOptionsError } from './errors';
 import { eventEmitterToken } from './optional-event-emitter';
+import { terminusHealthIndicatorService } from './optional-terminus';
 import { getWriteCoordinatorToken } from './decorators/inject-write-coordinator.decorator';
 import { SerializedWriteExplorer } from './write-coordinator.explorer';
 import { UniqueNameCheck } from './write-coordinator.name-check';
-import { DEFAULT_COORDINATOR_NAME, RESOLVED_OPTIONS } from './write-coordinator.constants';
+import { DEFAULT_COORDINATOR_NAME, HEALTH_INDICATOR_SERVICE, RESOLVED_OPTIONS } from './write-coordinator.constants';
 import { WriteCoordinatorHealthIndicator } from './write-coordinator.health';
 import { WriteCoordinatorShutdown } from './write-coordinator.shutdown';
 import {
@@ -51,6 +51,8 @@ function withCoordinatorProviders(definition: DynamicModule, extras: WriteCoordi
   const explorer = Symbol(`write-coordinator:explorer:${name}`);
   // Events are optional: without @nestjs/event-emitter installed there is no token to ask for.
   const emitterToken = eventEmitterToken();
+  // The health indicator is optional too: without @nestjs/terminus it is provided, but cannot answer.
+  const healthIndicatorService = terminusHealthIndicatorService();
   const providers: Provider[] = [
     {
       provide: RESOLVED_OPTIONS,
@@ -82,7 +84,7 @@ function withCoordinatorProviders(definition: DynamicModule, extras: WriteCoordi
       useFactory: (moduleRef: ModuleRef) => new UniqueNameCheck(moduleRef, token, name),
       inject: [ModuleRef],
     },
-    HealthIndicatorService,
+    ...(healthIndicatorService ? [{ provide: HEALTH_INDICATOR_SERVICE, useClass: healthIndicatorService }] : []),
     WriteCoordinatorShutdown,
     WriteCoordinatorHealthIndicator,
   ];

@@ -1,5 +1,5 @@
 /**
- * The Nest-free entry of the library (`@app/write-coordinator/core`): everything a plain script or
+ * The Nest-free entry of the library (`nestjs-sqlite-write-coordinator/core`): everything a plain script or
  * worker needs to serialise its writes, without loading Nest. The package's main entry re-exports
  * all of it next to the Nest module.
  */
