@@ -4,8 +4,10 @@
 // raw better-sqlite3 ceiling, unserialised TypeORM transactions, the baselines users hand-roll (a
 // FIFO around dataSource.transaction(), async-mutex), and the coordinator (batch of 1, group commit,
 // group commit with the raw fast path); a sweep of group commit settings; the queue mechanism alone
-// (no-op jobs) against p-queue; resident memory over many jobs. Medians over rounds. Not a test: it
-// prints figures, it asserts nothing.
+// (no-op jobs) against p-queue; resident memory over many jobs; the same-work limit of the raw fast
+// path (a synchronous loop replaying the batches the coordinator formed). Per run: jobs/s, latency,
+// process CPU time per job and SQL statements executed per job (bench/statement-counter.mjs).
+// Medians over rounds. Not a test: it prints figures, it asserts nothing.
 // Usage: npm run bench [-- --quick] [--json <file>] [--rounds N]
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -17,6 +19,7 @@ import PQueue from 'p-queue';
 import { DataSource, EntitySchema } from 'typeorm';
 import library from '../dist/libs/write-coordinator/src/core/index.js';
 import { silentObserver } from './silent-observer.mjs';
+import { recordCommittedBatches, statementsExecuted } from './statement-counter.mjs';
 
 const { Coordinator, WriteQueue } = library;
 
@@ -166,30 +169,108 @@ const CONTENDERS = [
     name: 'coordinator, batch of 1 (TypeORM insert)',
     async open(sync) {
       const { coordinator, ds, close } = await openCoordinator(sync, { maxBatchSize: 1 });
-      return { job: (i) => coordinator.run((m) => m.insert(Row, { v: i })), rows: () => countRows(ds), close };
+      return {
+        job: (i) => coordinator.run((m) => m.insert(Row, { v: i })),
+        rows: () => countRows(ds),
+        close,
+        batches: () => coordinator.metrics().batches,
+      };
     },
   },
   {
     name: 'coordinator, group commit (TypeORM insert)',
     async open(sync) {
       const { coordinator, ds, close } = await openCoordinator(sync);
-      return { job: (i) => coordinator.run((m) => m.insert(Row, { v: i })), rows: () => countRows(ds), close };
+      return {
+        job: (i) => coordinator.run((m) => m.insert(Row, { v: i })),
+        rows: () => countRows(ds),
+        close,
+        batches: () => coordinator.metrics().batches,
+      };
     },
   },
   {
     name: 'coordinator, group commit + raw fast path',
+    // Its batches are replayed by the same-work limit below.
+    replayBatches: true,
     async open(sync) {
       const { coordinator, ds, close } = await openCoordinator(sync);
       return {
         job: (i) => coordinator.run((_, job) => job.statement(INSERT).run(i)),
         rows: () => countRows(ds),
         close,
+        batches: () => coordinator.metrics().batches,
       };
     },
   },
 ];
 
-const median = (xs) => (xs.length === 0 ? undefined : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]);
+const LIMIT_NAME = "same-work limit (raw path's batches, savepoint/row)";
+
+/**
+ * The physical limit of the raw fast path's work (issue 11, item 5): a synchronous better-sqlite3
+ * loop on a fresh WAL file that commits the same rows in the same transaction sizes the coordinator
+ * formed (`sizes`, in commit order), each row in its own SAVEPOINT/RELEASE, every statement
+ * prepared once. No promises, no queue: what the coordinator's batches would cost if it added
+ * nothing.
+ */
+function sameWorkLimit(sync, sizes) {
+  const { db, insert } = openRaw(sync);
+  const begin = db.prepare('BEGIN IMMEDIATE');
+  const commit = db.prepare('COMMIT');
+  const savepoint = db.prepare('SAVEPOINT job');
+  const release = db.prepare('RELEASE job');
+  const statementsBefore = statementsExecuted();
+  const cpuBefore = process.cpuUsage();
+  const started = process.hrtime.bigint();
+  let v = 0;
+  for (const size of sizes) {
+    begin.run();
+    for (let k = 0; k < size; k++) {
+      savepoint.run();
+      insert.run(v++);
+      release.run();
+    }
+    commit.run();
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpuBefore);
+  const statements = statementsExecuted() - statementsBefore;
+  const committed = db.prepare('SELECT COUNT(*) AS n FROM rows').get().n;
+  db.close();
+  return {
+    jobsPerSecond: v / seconds,
+    p50Ms: undefined,
+    p99Ms: undefined,
+    errors: 0,
+    acknowledged: v,
+    committed,
+    committedEqualsAcknowledged: committed === v,
+    peakRssMb: process.memoryUsage().rss / 2 ** 20,
+    cpuUsPerJob: (cpu.user + cpu.system) / v,
+    statementsPerJob: statements / v,
+    batches: { committed: sizes.length, jobs: v, meanSize: v / sizes.length },
+  };
+}
+
+/**
+ * The transaction sizes to replay: those the statement counter saw committed, when they add up to
+ * the coordinator's own `metrics().batches`; else its mean size, rounded, repeated.
+ */
+function batchesToReplay(run) {
+  const { batchSizes: seen, batches } = run;
+  const total = seen.reduce((a, b) => a + b, 0);
+  if (seen.length === batches.committed && total === batches.jobs) return { sizes: seen, source: 'replayed' };
+  const mean = Math.max(1, Math.round(batches.meanSize));
+  const sizes = Array.from({ length: Math.floor(batches.jobs / mean) }, () => mean);
+  if (batches.jobs % mean > 0) sizes.push(batches.jobs % mean);
+  return { sizes, source: 'mean' };
+}
+
+const median = (xs) => {
+  const defined = xs.filter((x) => x !== undefined);
+  return defined.length === 0 ? undefined : [...defined].sort((a, b) => a - b)[Math.floor(defined.length / 2)];
+};
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 /** Peak resident set size while `fn` runs, sampled every 10 ms, in MB. */
@@ -207,6 +288,8 @@ async function withPeakRss(fn) {
 /** `jobs` jobs from `callers` concurrent callers, each awaiting its job before taking the next. */
 async function runOnce(contender, sync, callers, jobs) {
   const target = await contender.open(sync);
+  const statementsBefore = statementsExecuted();
+  const stopRecording = contender.replayBatches ? recordCommittedBatches() : undefined;
   const latencies = [];
   let next = 0;
   let acknowledged = 0;
@@ -224,11 +307,15 @@ async function runOnce(contender, sync, callers, jobs) {
       }
     }
   };
+  const cpuBefore = process.cpuUsage();
   const { result: seconds, peakRssMb } = await withPeakRss(async () => {
     const started = process.hrtime.bigint();
     await Promise.all(Array.from({ length: callers }, caller));
     return Number(process.hrtime.bigint() - started) / 1e9;
   });
+  const cpu = process.cpuUsage(cpuBefore);
+  const statements = statementsExecuted() - statementsBefore;
+  const batchSizes = stopRecording?.();
   const committed = target.rows();
   const batches = target.batches?.();
   await target.close();
@@ -242,7 +329,11 @@ async function runOnce(contender, sync, callers, jobs) {
     committed,
     committedEqualsAcknowledged: committed === acknowledged,
     peakRssMb,
+    // Process CPU (user + system) while the jobs ran, divided by the acknowledged jobs.
+    cpuUsPerJob: acknowledged === 0 ? undefined : (cpu.user + cpu.system) / acknowledged,
+    statementsPerJob: acknowledged === 0 ? undefined : statements / acknowledged,
     batches,
+    batchSizes,
   };
 }
 
@@ -282,6 +373,8 @@ async function sweep(sync) {
       p50Ms: median(rounds.map((x) => x.p50Ms)),
       p99Ms: median(rounds.map((x) => x.p99Ms)),
       meanBatch: median(rounds.map((x) => x.batches?.meanSize ?? 1)),
+      cpuUsPerJob: median(rounds.map((x) => x.cpuUsPerJob)),
+      statementsPerJob: median(rounds.map((x) => x.statementsPerJob)),
     });
     process.stderr.write(
       `sweep ${sync} ${JSON.stringify(settings)} ${fmt(rows[rows.length - 1].jobsPerSecond)} jobs/s\n`,
@@ -350,7 +443,7 @@ async function memoryGrowth() {
 const fmt = (n, digits = 0) => (n === undefined ? '—' : n.toFixed(digits));
 
 async function main() {
-  const total = SYNCS.length * CALLERS.length * CONTENDERS.length * ROUNDS;
+  const total = SYNCS.length * CALLERS.length * (CONTENDERS.length + 1) * ROUNDS;
   let done = 0;
   const results = [];
   const started = Date.now();
@@ -360,30 +453,49 @@ async function main() {
   );
   for (const sync of SYNCS) {
     for (const callers of CALLERS) {
-      for (const contender of CONTENDERS) {
-        const rounds = [];
-        for (let r = 0; r < ROUNDS; r++) {
-          rounds.push(await runOnce(contender, sync, callers, JOBS[sync]));
-          done++;
-          const last = rounds[rounds.length - 1];
-          process.stderr.write(
-            `[${String(done).padStart(3)}/${total}] ${sync.padEnd(6)} ${String(callers).padStart(2)} callers  ` +
-              `${contender.name.padEnd(52)} ${fmt(last.jobsPerSecond).padStart(7)} jobs/s  (${Math.round((Date.now() - started) / 1000)} s)\n`,
-          );
-        }
+      const progress = (name, last) => {
+        done++;
+        process.stderr.write(
+          `[${String(done).padStart(3)}/${total}] ${sync.padEnd(6)} ${String(callers).padStart(2)} callers  ` +
+            `${name.padEnd(52)} ${fmt(last.jobsPerSecond).padStart(7)} jobs/s  (${Math.round((Date.now() - started) / 1000)} s)\n`,
+        );
+      };
+      const summarise = (name, rounds, extra = {}) =>
         results.push({
           sync,
           callers,
-          contender: contender.name,
+          contender: name,
           jobsPerSecond: median(rounds.map((x) => x.jobsPerSecond)),
-          p50Ms: median(rounds.map((x) => x.p50Ms).filter((x) => x !== undefined)),
-          p99Ms: median(rounds.map((x) => x.p99Ms).filter((x) => x !== undefined)),
+          p50Ms: median(rounds.map((x) => x.p50Ms)),
+          p99Ms: median(rounds.map((x) => x.p99Ms)),
           errors: median(rounds.map((x) => x.errors)),
           errorRate: median(rounds.map((x) => x.errors / (x.errors + x.acknowledged))),
           committedEqualsAcknowledged: rounds.every((x) => x.committedEqualsAcknowledged),
           peakRssMb: Math.max(...rounds.map((x) => x.peakRssMb)),
-          rounds,
+          cpuUsPerJob: median(rounds.map((x) => x.cpuUsPerJob)),
+          statementsPerJob: median(rounds.map((x) => x.statementsPerJob)),
+          meanBatch: median(rounds.map((x) => x.batches?.meanSize)),
+          ...extra,
+          // The replayed sizes are summarised by `batches`; the arrays would swamp the JSON.
+          rounds: rounds.map(({ batchSizes: _, ...round }) => round),
         });
+      for (const contender of CONTENDERS) {
+        const rounds = [];
+        const limitRounds = [];
+        const replaySources = [];
+        for (let r = 0; r < ROUNDS; r++) {
+          const run = await runOnce(contender, sync, callers, JOBS[sync]);
+          rounds.push(run);
+          progress(contender.name, run);
+          if (contender.replayBatches) {
+            const { sizes, source } = batchesToReplay(run);
+            replaySources.push(source);
+            limitRounds.push(sameWorkLimit(sync, sizes));
+            progress(LIMIT_NAME, limitRounds[limitRounds.length - 1]);
+          }
+        }
+        summarise(contender.name, rounds);
+        if (contender.replayBatches) summarise(LIMIT_NAME, limitRounds, { replaySources });
       }
     }
   }
@@ -408,13 +520,25 @@ async function main() {
           'jobs/s': fmt(r.jobsPerSecond),
           'p50 ms': fmt(r.p50Ms, 2),
           'p99 ms': fmt(r.p99Ms, 2),
+          'CPU µs/job': fmt(r.cpuUsPerJob, 1),
+          'stmts/job': fmt(r.statementsPerJob, 2),
+          'mean batch': fmt(r.meanBatch, 1),
           errors: `${fmt(r.errorRate * 100, 1)}%`,
           'committed == acked': r.committedEqualsAcknowledged ? 'yes' : 'NO',
           'peak RSS MB': fmt(r.peakRssMb),
         })),
     );
+    const limits = results.filter((r) => r.sync === sync && r.replaySources);
+    const replayed = limits.flatMap((r) => r.replaySources).filter((x) => x === 'replayed').length;
+    console.log(
+      `CPU µs/job: process.cpuUsage() (user + system) over the run / acknowledged jobs, the harness and GC included. ` +
+        `stmts/job: SQL statements executed / acknowledged jobs (bench/statement-counter.mjs). ` +
+        `The same-work limit replayed the raw fast path's own transaction sizes in ${replayed} of ` +
+        `${limits.flatMap((r) => r.replaySources).length} runs (else their mean size, rounded).`,
+    );
     for (const callers of CALLERS) {
       const jobsPerSecond = (prefix) => find(sync, callers, prefix).jobsPerSecond;
+      const cpu = (prefix) => find(sync, callers, prefix).cpuUsPerJob;
       const fifo = jobsPerSecond('hand-rolled FIFO');
       const ratio = (name, value) => ratios.push({ sync, callers, ratio: name, value });
       ratio('coordinator batch 1 / hand-rolled FIFO', jobsPerSecond('coordinator, batch of 1') / fifo);
@@ -424,6 +548,22 @@ async function main() {
         'group commit + raw / raw 100-row ceiling',
         jobsPerSecond('coordinator, group commit + raw') / jobsPerSecond('raw better-sqlite3, 100-row'),
       );
+      ratio(
+        'group commit + raw / same-work limit',
+        jobsPerSecond('coordinator, group commit + raw') / jobsPerSecond('same-work limit'),
+      );
+      ratio(
+        'CPU per job: group commit / hand-rolled FIFO',
+        cpu('coordinator, group commit (TypeORM') / cpu('hand-rolled FIFO'),
+      );
+      // At one caller, unserialised TypeORM is the plain loop (`await dataSource.transaction()`);
+      // with more it fails almost every job, so its CPU per job means nothing there.
+      if (callers === 1) {
+        ratio(
+          'CPU per job: group commit / plain loop (unserialised TypeORM)',
+          cpu('coordinator, group commit (TypeORM') / cpu('TypeORM transactions, unserialised'),
+        );
+      }
     }
   }
   console.log('\ngroup commit settings, 64 callers, TypeORM insert jobs');
@@ -436,9 +576,11 @@ async function main() {
       'p50 ms': fmt(r.p50Ms, 2),
       'p99 ms': fmt(r.p99Ms, 2),
       'mean batch': fmt(r.meanBatch, 1),
+      'CPU µs/job': fmt(r.cpuUsPerJob, 1),
+      'stmts/job': fmt(r.statementsPerJob, 2),
     })),
   );
-  console.log('\nratios (jobs/s over jobs/s)');
+  console.log('\nratios (jobs/s over jobs/s, unless CPU per job)');
   console.table(ratios.map((r) => ({ ...r, value: fmt(r.value, 2) })));
   const [pq, ours] = Object.values(noop);
   console.log(

@@ -29,6 +29,10 @@ export class AppModule {
           timeoutMs: config.writeTimeoutMs,
           readinessDelayMs: config.readinessDelayMs,
           shutdownGraceMs: config.shutdownGraceMs,
+          synchronous: config.writeSynchronous,
+          maxBatchSize: config.writeMaxBatchSize,
+          // Passed only when set: libraries without the option refuse it as unknown.
+          ...(config.writeBatchYield === undefined ? {} : { batchYield: config.writeBatchYield }),
           isGlobal: true,
         }),
         LedgerModule,

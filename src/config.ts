@@ -1,4 +1,12 @@
 import { join, resolve } from 'node:path';
+import type { SynchronousLevel } from '@app/write-coordinator';
+
+/**
+ * How a group-commit batch yields to the event loop before its COMMIT (the coordinator's
+ * `batchYield` option, issue 11). The demo passes it through only when `WRITE_BATCH_YIELD` is set,
+ * so a library without that option keeps working.
+ */
+export type DemoBatchYield = 'auto' | 'always' | 'never';
 
 /** Settings of the demo service, read once from the environment. */
 export interface DemoConfig {
@@ -14,9 +22,15 @@ export interface DemoConfig {
   readinessDelayMs?: number;
   /** How long shutdown waits for queued writes (ms). Env `SHUTDOWN_GRACE_MS`, default 10000. */
   shutdownGraceMs?: number;
+  /** `PRAGMA synchronous` of the writing connection. Env `WRITE_SYNCHRONOUS`, default: the coordinator's (`FULL`). */
+  writeSynchronous?: SynchronousLevel;
+  /** Group commit: most jobs per transaction, `1` turns it off. Env `WRITE_MAX_BATCH_SIZE`, default: the coordinator's (64). */
+  writeMaxBatchSize?: number;
+  /** Group commit's yield before COMMIT. Env `WRITE_BATCH_YIELD`, default: not passed (the coordinator's own). */
+  writeBatchYield?: DemoBatchYield;
 }
 
-/** Reads {@link DemoConfig} from `env`, failing with a clear message on a malformed number. */
+/** Reads {@link DemoConfig} from `env`, failing with a clear message on a malformed value. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
   return {
     port: integer(env, 'PORT', 3000),
@@ -25,6 +39,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     writeQueueSize: integer(env, 'WRITE_QUEUE_SIZE', 1024),
     readinessDelayMs: integer(env, 'READINESS_DELAY_MS', 5_000),
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000),
+    writeSynchronous: oneOf(env, 'WRITE_SYNCHRONOUS', ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const),
+    writeMaxBatchSize: positiveInteger(env, 'WRITE_MAX_BATCH_SIZE'),
+    writeBatchYield: oneOf(env, 'WRITE_BATCH_YIELD', ['auto', 'always', 'never'] as const),
   };
 }
 
@@ -36,4 +53,23 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number
     throw new Error(`${name} must be a non-negative integer (received '${raw}')`);
   }
   return value;
+}
+
+function positiveInteger(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`${name} must be an integer, 1 or more (received '${raw}')`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[]): T | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (!(values as readonly string[]).includes(raw)) {
+    throw new Error(`${name} must be one of ${values.join(', ')} (received '${raw}')`);
+  }
+  return raw as T;
 }
