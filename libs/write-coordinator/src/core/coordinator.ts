@@ -383,11 +383,12 @@ export class Coordinator {
    * with `SHUTDOWN` rather than run unserialised; `destroy()` itself detaches first).
    */
   protected releaseIfDestroyed(): void {
-    if (this.attachment && !this.attachment.dataSource.isInitialized) this.attachment.detach();
+    if (this.attachment && !this.attachment.dataSource.isInitialized) this.release();
   }
 
   /** Gives the DataSource back to plain TypeORM now (its writes are no longer serialised). */
   protected release(): void {
+    this.wal?.stop();
     this.attachment?.detach();
   }
 

@@ -115,4 +115,22 @@ describe('WalCheckpointPolicy', () => {
     await wal.beforeJob(job());
     expect(db.pragma('busy_timeout', { simple: true })).toBe(25);
   });
+
+  it('runs no idle checkpoint once stopped (the coordinator gave the connection back)', async () => {
+    const wal = policy({ idleMs: 5 });
+    commit(wal);
+    wal.stop(); // the timer armed by that commit is cancelled
+    commit(wal); // and no new one is armed
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(wal.metrics().idleCheckpoints).toBe(0);
+    expect(statSync(`${db.name}-wal`).size).toBeGreaterThan(0);
+  });
+
+  it('checkpoints when idle if not stopped (the control of the previous case)', async () => {
+    const wal = policy({ idleMs: 5 });
+    commit(wal);
+    commit(wal);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(wal.metrics().idleCheckpoints).toBe(1);
+  });
 });

@@ -9,7 +9,10 @@ import type { ResolvedWalCheckpoint } from './wal-checkpoint.options';
 export interface WalMetrics {
   /** Size of the `-wal` file now, in bytes (0 without a WAL database). */
   bytes: number;
-  /** Largest size seen: sampled after every commit while a limit is set, and at every `metrics()`. */
+  /**
+   * Largest size seen: read after commits while a limit is set (after every commit once past half
+   * the limit, at most once per ms below it), and at every `metrics()`.
+   */
   peakBytes: number;
   /** The `maxWalBytes` limit, or false when none is enforced. */
   maxWalBytes: number | false;
@@ -42,6 +45,9 @@ interface CheckpointRow {
 }
 
 type Outcome = 'done' | 'busy' | 'failed';
+
+/** Below half the limit, commits read the size of the `-wal` file at most this often (ms). */
+const SAMPLE_INTERVAL_MS = 1;
 
 /** Longest pause between two TRUNCATE attempts while readers hold the log. */
 const MAX_BACKOFF_MS = 50;
@@ -79,6 +85,11 @@ export class WalCheckpointPolicy {
   /** A commit happened since the idle timer was armed: the queue was not idle for `idleMs`. */
   private committedSinceArmed = false;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Set by {@link stop}: no more idle checkpoints. */
+  private stopped = false;
+  /** The last size read, and when a commit last read it (`performance.now()`). */
+  private lastBytes = 0;
+  private sampledAt = Number.NEGATIVE_INFINITY;
 
   private peakBytes = 0;
   private idleCheckpoints = 0;
@@ -122,9 +133,30 @@ export class WalCheckpointPolicy {
       this.committedSinceArmed = true;
       if (this.idleTimer === undefined) this.armIdleTimer();
     }
-    if (this.truncate && this.sample() > this.maxWalBytes) {
+    if (this.truncate && this.sampleDue() && this.sample() > this.maxWalBytes) {
       this.truncateDue = this.holdOffUntil === 0 || performance.now() >= this.holdOffUntil;
     }
+  }
+
+  /** Stops the idle timer: the coordinator gave the connection back (or it was closed). */
+  stop(): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.stopped = true;
+  }
+
+  /**
+   * Whether a commit should read the file's size (a `stat`, about 2 µs): after every commit once
+   * the last reading was past half the limit, else at most once per {@link SAMPLE_INTERVAL_MS}.
+   * Below half the limit the file would have to grow by half the limit within that interval to
+   * cross it unseen (32 MiB in 1 ms with the default limit).
+   */
+  private sampleDue(): boolean {
+    if (this.lastBytes * 2 > this.maxWalBytes) return true;
+    const now = performance.now();
+    if (now - this.sampledAt < SAMPLE_INTERVAL_MS) return false;
+    this.sampledAt = now;
+    return true;
   }
 
   /**
@@ -185,6 +217,7 @@ export class WalCheckpointPolicy {
   }
 
   private armIdleTimer(): void {
+    if (this.stopped) return;
     this.committedSinceArmed = false;
     this.idleTimer = setTimeout(this.onIdleTimer, this.idleMs);
     this.idleTimer.unref();
@@ -245,6 +278,7 @@ export class WalCheckpointPolicy {
   /** Reads the size of the `-wal` file (0 when it does not exist) and keeps the peak. */
   private sample(): number {
     const bytes = statSync(this.walPath!, { throwIfNoEntry: false })?.size ?? 0;
+    this.lastBytes = bytes;
     if (bytes > this.peakBytes) this.peakBytes = bytes;
     return bytes;
   }
