@@ -4,6 +4,8 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { WriteCoordinatorModule } from '@app/write-coordinator';
+import { WriteCoordinatorPrometheus } from '@app/write-coordinator/observability/prometheus';
+import { Registry } from 'prom-client';
 import { DemoConfig } from './config';
 import { HealthModule } from './health/health.module';
 import { LedgerModule } from './ledger/ledger.module';
@@ -13,6 +15,7 @@ import { LedgerModule } from './ledger/ledger.module';
 export class AppModule {
   static forRoot(config: DemoConfig): DynamicModule {
     mkdirSync(dirname(config.databasePath), { recursive: true });
+    const metrics = new Registry(); // this app's own: GET /metrics/prometheus
     return {
       module: AppModule,
       imports: [
@@ -30,9 +33,10 @@ export class AppModule {
           readinessDelayMs: config.readinessDelayMs,
           shutdownGraceMs: config.shutdownGraceMs,
           isGlobal: true,
+          instrumentation: [new WriteCoordinatorPrometheus({ registry: metrics })],
         }),
         LedgerModule,
-        HealthModule,
+        HealthModule.forRoot(metrics),
       ],
     };
   }

@@ -3,6 +3,7 @@ import { InvalidOptionsError } from '../errors';
 import type { ChangePublisher } from '../changes/write-change';
 import type { TopicMapping } from '../changes/change-topics';
 import type { WhenFull } from '../queue/queue.types';
+import type { CoordinatorInstrumentation } from './instrumentation';
 import type { SynchronousLevel } from '../sqlite/sqlite-pragmas';
 import type { OutsideWriteMode } from '../typeorm/write-router';
 
@@ -149,6 +150,12 @@ export interface WriteCoordinatorOptions {
    * @default 0
    */
   batchWaitMs?: number;
+  /**
+   * Metrics and tracing: each instrumentation is told of every job and commit of this coordinator
+   * (`WriteCoordinatorPrometheus`, `WriteCoordinatorTracing`; see docs/observability.md).
+   * @default [] (none: no per-job cost)
+   */
+  instrumentation?: readonly CoordinatorInstrumentation[];
 }
 
 /** @internal Options after defaults and validation; everything downstream reads this type. */
@@ -173,6 +180,7 @@ export interface ResolvedWriteCoordinatorOptions {
   readonly maxPayloadBytes: number;
   readonly maxBatchSize: number;
   readonly batchWaitMs: number;
+  readonly instrumentation: readonly CoordinatorInstrumentation[];
 }
 
 /** The default value of every option. */
@@ -197,6 +205,7 @@ export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
   maxPayloadBytes: 1_048_576,
   maxBatchSize: 64,
   batchWaitMs: 0,
+  instrumentation: [],
 } as const satisfies ResolvedWriteCoordinatorOptions);
 
 type Check = (value: unknown) => string | undefined;
@@ -260,6 +269,10 @@ const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
   maxBatchSize: (v) => (Number.isInteger(v) && (v as number) >= 1 ? undefined : 'an integer, 1 or more'),
   maxPayloadBytes: (v) =>
     Number.isInteger(v) && (v as number) > 0 ? undefined : 'an integer number of bytes, 1 or more',
+  instrumentation: (v) =>
+    Array.isArray(v) && v.every((i) => typeof (i as CoordinatorInstrumentation | null)?.instrument === 'function')
+      ? undefined
+      : 'an array of instrumentations (objects with an instrument(coordinator) method)',
 };
 
 /**

@@ -8,9 +8,11 @@ export type { CoordinatorHooks, CoordinatorLog, CoordinatorMetrics, WriteOptions
 export { resolveWriteCoordinatorOptions, WRITE_COORDINATOR_DEFAULTS } from './coordinator-options';
 export type { OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './coordinator-options';
 export type { BatchMetrics } from './batch-stats';
+export type { CoordinatorInstrumentation, CoordinatorObserver, InstrumentedCoordinator } from './instrumentation';
 /** The single-drain queue engine alone (no database): the building block every coordinator runs on. */
 export { WriteQueue } from '../queue/write-queue';
 export type {
+  JobEnding,
   JobInfo,
   QueueMetrics,
   WhenFull,
