@@ -27,7 +27,7 @@ import {
   WriteCoordinatorOptions,
 } from './coordinator-options';
 import { settlesWithin } from './settles-within';
-import { combineObservers, CoordinatorObserver, reportCommit } from './instrumentation';
+import { combineObservers, CoordinatorObserver, isTrustedInstrumentation, reportCommit } from './instrumentation';
 
 /** Per-call options of `run()`, `submit()` and decorated methods. */
 export interface WriteOptions {
@@ -124,7 +124,11 @@ export class Coordinator {
     this.log = hooks.log ?? consoleLog(this.options.name);
     const observer = combineObservers([
       queueObserver ?? (hooks.events && observerOf(hooks.events)),
-      ...this.options.instrumentation.map((instrumentation) => observerOf(instrumentation.instrument(this))),
+      ...this.options.instrumentation.map((instrumentation) =>
+        isTrustedInstrumentation(instrumentation)
+          ? instrumentation.instrument(this)
+          : observerOf(instrumentation.instrument(this)),
+      ),
     ]);
     this.queue = new WriteQueue(
       { capacity: this.options.queueSize, whenFull: this.options.whenFull, timeoutMs: this.options.timeoutMs },

@@ -62,21 +62,50 @@ export function combineObservers(
 ): CoordinatorObserver | undefined {
   const present = observers.filter((observer): observer is CoordinatorObserver => observer !== undefined);
   if (present.length <= 1) return present[0];
-  const combined: Record<string, (...args: unknown[]) => void> = {};
+  type Handler = (a?: unknown, b?: unknown, c?: unknown) => void;
+  const combined: Record<string, Handler> = {};
   for (const event of EVENTS) {
-    const handlers = present.filter((observer) => observer[event] !== undefined);
+    const handlers = present
+      .filter((observer) => observer[event] !== undefined)
+      .map((observer) => (observer[event] as Handler).bind(observer));
     if (handlers.length === 0) continue;
-    combined[event] = (...args: unknown[]) => {
-      for (const observer of handlers) {
-        try {
-          (observer[event] as (...a: unknown[]) => void).apply(observer, args);
-        } catch {
-          // Reporting hooks: one that fails must not keep the others from hearing of the job.
-        }
-      }
-    };
+    // The caller (the queue, reportCommit) shields the last handler; each one before it is shielded
+    // here, so that it cannot keep the others from hearing of the job. No event has more than three
+    // arguments: a fixed arity spares an array per call.
+    const last = handlers.pop()!;
+    const first = handlers;
+    combined[event] =
+      first.length === 0
+        ? last
+        : (a, b, c) => {
+            for (const handler of first) {
+              try {
+                handler(a, b, c);
+              } catch {
+                // A reporting hook: the others still hear of the job.
+              }
+            }
+            last(a, b, c);
+          };
   }
   return combined as CoordinatorObserver;
+}
+
+/** Instrumentations of this library: their observers get the queue's job records as they are. */
+const trusted = new WeakSet<CoordinatorInstrumentation>();
+
+/**
+ * @internal Marks one of this library's own instrumentations: its observer is handed the queue's
+ * job records directly, as the Nest event bridge is, instead of a copy of each job's id and label
+ * per event (a copy per event costs more than the exporter itself on the drain's hot path).
+ */
+export function trustInstrumentation(instrumentation: CoordinatorInstrumentation): void {
+  trusted.add(instrumentation);
+}
+
+/** @internal True for an instrumentation of this library (see {@link trustInstrumentation}). */
+export function isTrustedInstrumentation(instrumentation: CoordinatorInstrumentation): boolean {
+  return trusted.has(instrumentation);
 }
 
 /** @internal Tells `observer` of a commit; an observer that throws never reaches the transaction layer. */

@@ -1,8 +1,9 @@
 import { register, Registry } from 'prom-client';
-import type {
+import {
   CoordinatorInstrumentation,
   CoordinatorObserver,
   InstrumentedCoordinator,
+  trustInstrumentation,
 } from '../../core/instrumentation';
 import { InvalidOptionsError } from '../../errors';
 import { metricSetOf, PrometheusMetricSet } from './prometheus-metric-set';
@@ -63,6 +64,7 @@ export class WriteCoordinatorPrometheus implements CoordinatorInstrumentation {
     }
     this.registry = registry;
     this.prefix = prefix;
+    trustInstrumentation(this);
   }
 
   /** @internal Called by each coordinator given this exporter: it is followed from now on. */
