@@ -5,6 +5,8 @@
  */
 const OPTIONAL = ['prom-client', '@opentelemetry/api'];
 
+/* eslint-disable @typescript-eslint/no-require-imports -- each entry is loaded afresh inside jest.isolateModules */
+
 function withoutOptionalPeers<T>(load: () => T): T {
   let loaded!: T;
   jest.isolateModules(() => {
