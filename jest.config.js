@@ -18,9 +18,11 @@ const shared = {
   transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
   moduleNameMapper: {
-    // The package name, as the demo and users import it (its two entries, as in its `exports`).
+    // The package name, as the demo and users import it (its entries, as in its `exports`).
     '^nestjs-sqlite-write-coordinator$': '<rootDir>/libs/write-coordinator/src',
     '^nestjs-sqlite-write-coordinator/core$': '<rootDir>/libs/write-coordinator/src/core',
+    '^nestjs-sqlite-write-coordinator/prometheus$': '<rootDir>/libs/write-coordinator/src/observability/prometheus',
+    '^nestjs-sqlite-write-coordinator/opentelemetry$': '<rootDir>/libs/write-coordinator/src/observability/opentelemetry',
     // The monorepo alias the tests use.
     '^@app/write-coordinator$': '<rootDir>/libs/write-coordinator/src',
     '^@app/write-coordinator/(.*)$': '<rootDir>/libs/write-coordinator/src/$1',

@@ -4,6 +4,8 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { WriteCoordinatorModule } from 'nestjs-sqlite-write-coordinator';
+import { WriteCoordinatorPrometheus } from 'nestjs-sqlite-write-coordinator/prometheus';
+import { Registry } from 'prom-client';
 import { DemoConfig } from './config';
 import { HealthModule } from './health/health.module';
 import { LedgerModule } from './ledger/ledger.module';
@@ -13,6 +15,7 @@ import { LedgerModule } from './ledger/ledger.module';
 export class AppModule {
   static forRoot(config: DemoConfig): DynamicModule {
     mkdirSync(dirname(config.databasePath), { recursive: true });
+    const metrics = new Registry(); // this app's own: GET /metrics/prometheus
     return {
       module: AppModule,
       imports: [
@@ -34,9 +37,10 @@ export class AppModule {
           // Passed only when set: libraries without the option refuse it as unknown.
           ...(config.writeBatchYield === undefined ? {} : { batchYield: config.writeBatchYield }),
           isGlobal: true,
+          instrumentation: [new WriteCoordinatorPrometheus({ registry: metrics })],
         }),
         LedgerModule,
-        HealthModule,
+        HealthModule.forRoot(metrics),
       ],
     };
   }

@@ -1,6 +1,7 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Header } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { WriteCoordinator, WriteCoordinatorHealthIndicator } from 'nestjs-sqlite-write-coordinator';
+import { Registry } from 'prom-client';
 
 @Controller()
 export class HealthController {
@@ -9,6 +10,7 @@ export class HealthController {
     private readonly writes: WriteCoordinatorHealthIndicator,
     private readonly database: TypeOrmHealthIndicator,
     private readonly coordinator: WriteCoordinator,
+    private readonly registry: Registry,
   ) {}
 
   /**
@@ -28,5 +30,12 @@ export class HealthController {
   @Get('metrics')
   metrics() {
     return this.coordinator.metrics();
+  }
+
+  /** The same metrics in the Prometheus text format (`WriteCoordinatorPrometheus`). */
+  @Get('metrics/prometheus')
+  @Header('Content-Type', Registry.PROMETHEUS_CONTENT_TYPE)
+  prometheus(): Promise<string> {
+    return this.registry.metrics();
   }
 }

@@ -3,6 +3,7 @@ import { InvalidOptionsError } from '../errors';
 import type { ChangePublisher } from '../changes/write-change';
 import type { TopicMapping } from '../changes/change-topics';
 import type { WhenFull } from '../queue/queue.types';
+import type { CoordinatorInstrumentation } from './instrumentation';
 import type { SynchronousLevel } from '../sqlite/sqlite-pragmas';
 import type { OutsideWriteMode } from '../typeorm/write-router';
 import { ResolvedWalCheckpoint, WAL_CHECKPOINT_DEFAULTS, WalCheckpointOptions } from '../sqlite/wal-checkpoint.options';
@@ -174,6 +175,12 @@ export interface WriteCoordinatorOptions {
    * @default { idleMs: 100, maxWalBytes: 67108864, waitMs: 1000 }
    */
   walCheckpoint?: WalCheckpointOptions | false;
+  /**
+   * Metrics and tracing: each instrumentation is told of every job and commit of this coordinator
+   * (`WriteCoordinatorPrometheus`, `WriteCoordinatorTracing`; see docs/observability.md).
+   * @default [] (none: no per-job cost)
+   */
+  instrumentation?: readonly CoordinatorInstrumentation[];
 }
 
 /** When a group-commit batch lets the event loop run before its COMMIT (see `batchYield`). */
@@ -203,6 +210,7 @@ export interface ResolvedWriteCoordinatorOptions {
   readonly batchWaitMs: number;
   readonly batchYield: BatchYield;
   readonly walCheckpoint: ResolvedWalCheckpoint | false;
+  readonly instrumentation: readonly CoordinatorInstrumentation[];
 }
 
 /** The default value of every option. */
@@ -229,6 +237,7 @@ export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
   batchWaitMs: 0,
   batchYield: 'auto',
   walCheckpoint: WAL_CHECKPOINT_DEFAULTS,
+  instrumentation: [],
 } as const satisfies ResolvedWriteCoordinatorOptions);
 
 type Check = (value: unknown) => string | undefined;
@@ -297,6 +306,10 @@ const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
     v === false || (typeof v === 'object' && v !== null && !Array.isArray(v))
       ? undefined
       : 'false or an object { idleMs?, maxWalBytes?, waitMs? }',
+  instrumentation: (v) =>
+    Array.isArray(v) && v.every((i) => typeof (i as CoordinatorInstrumentation | null)?.instrument === 'function')
+      ? undefined
+      : 'an array of instrumentations (objects with an instrument(coordinator) method)',
 };
 
 /** The fields of `walCheckpoint`, checked and named as `walCheckpoint.<field>`. */

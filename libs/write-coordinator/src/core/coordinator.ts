@@ -28,6 +28,7 @@ import {
   WriteCoordinatorOptions,
 } from './coordinator-options';
 import { settlesWithin } from './settles-within';
+import { combineObservers, CoordinatorObserver, isTrustedInstrumentation, reportCommit } from './instrumentation';
 
 /** Per-call options of `run()`, `submit()` and decorated methods. */
 export interface WriteOptions {
@@ -73,8 +74,8 @@ export interface CoordinatorLog {
 
 /** Plain callbacks a host gives a {@link Coordinator}; every one is optional. */
 export interface CoordinatorHooks {
-  /** Told of every job's lifecycle (accepted, started, completed, failed, rejected, …). */
-  events?: WriteQueueObserver;
+  /** Told of every job's lifecycle (accepted, started, completed, failed, rejected, …) and commit. */
+  events?: CoordinatorObserver;
   /** Publishes changes after commit when the options give no `publisher`. */
   publisher?: ChangePublisher;
   /** Warnings and errors. @default the console, prefixed with the coordinator's name */
@@ -126,17 +127,26 @@ export class Coordinator {
   ) {
     this.options = resolveWriteCoordinatorOptions(options, 'Coordinator');
     this.log = hooks.log ?? consoleLog(this.options.name);
+    const observer = combineObservers([
+      queueObserver ?? (hooks.events && observerOf(hooks.events)),
+      ...this.options.instrumentation.map((instrumentation) =>
+        isTrustedInstrumentation(instrumentation)
+          ? instrumentation.instrument(this)
+          : observerOf(instrumentation.instrument(this)),
+      ),
+    ]);
     this.queue = new WriteQueue(
       { capacity: this.options.queueSize, whenFull: this.options.whenFull, timeoutMs: this.options.timeoutMs },
-      queueObserver ?? (hooks.events && observerOf(hooks.events)),
+      observer,
     );
     this.scope = new TransactionScope(
       {
         afterCommitError: (error) => this.log.error('after-commit publisher failed', error),
-        committed: (size) => {
+        committed: (size, commitMs) => {
           this.storage.committed();
           this.batches.record(size);
           this.wal?.committed();
+          reportCommit(observer, size, commitMs);
         },
         failed: (error) => this.storage.failed(error),
       },
@@ -442,16 +452,18 @@ function labelOf(options: WriteOptions): string | undefined {
  * A user's observer sees copies of the jobs' identities, never the queue's own records (which
  * carry the job's settlement functions).
  */
-function observerOf(events: WriteQueueObserver): WriteQueueObserver {
+function observerOf(events: CoordinatorObserver): CoordinatorObserver {
   const info = (job: JobInfo): JobInfo => Object.freeze({ jobId: job.jobId, label: job.label });
   return {
+    jobSubmitted: events.jobSubmitted && ((job) => events.jobSubmitted!(info(job))),
     jobAccepted: events.jobAccepted && ((job, depth) => events.jobAccepted!(info(job), depth)),
     jobStarted: events.jobStarted && ((job, waitMs) => events.jobStarted!(info(job), waitMs)),
     jobCompleted: events.jobCompleted && ((job, waitMs, runMs) => events.jobCompleted!(info(job), waitMs, runMs)),
-    jobFailed: events.jobFailed && ((job, error) => events.jobFailed!(info(job), error)),
+    jobFailed: events.jobFailed && ((job, error, ending) => events.jobFailed!(info(job), error, ending)),
     jobRejected: events.jobRejected && ((job, error) => events.jobRejected!(info(job), error)),
     queueSaturated: events.queueSaturated && ((depth) => events.queueSaturated!(depth)),
     queueDrained: events.queueDrained && (() => events.queueDrained!()),
+    batchCommitted: events.batchCommitted && ((size, commitMs) => events.batchCommitted!(size, commitMs)),
   };
 }
 

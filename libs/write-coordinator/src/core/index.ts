@@ -10,9 +10,11 @@ export type { BatchYield, OutsideWriteMode, SynchronousLevel, WriteCoordinatorOp
 export type { BatchMetrics } from './batch-stats';
 export type { WalCheckpointOptions } from './coordinator-options';
 export type { WalMetrics } from '../sqlite/wal-checkpoint';
+export type { CoordinatorInstrumentation, CoordinatorObserver, InstrumentedCoordinator } from './instrumentation';
 /** The single-drain queue engine alone (no database): the building block every coordinator runs on. */
 export { WriteQueue } from '../queue/write-queue';
 export type {
+  JobEnding,
   JobInfo,
   QueueMetrics,
   WhenFull,

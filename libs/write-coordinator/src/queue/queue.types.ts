@@ -80,15 +80,20 @@ export interface JobInfo {
   readonly label: string | undefined;
 }
 
+/** Which counter of {@link QueueMetrics} an accepted job that ended without commit counts in. */
+export type JobEnding = 'failed' | 'cancelled' | 'timedOut' | 'dropped';
+
 /**
  * @internal Receives the queue's state changes, always after the state is updated. The queue
  * shields itself from observers that throw.
  */
 export interface WriteQueueObserver {
+  /** A submission not refused at once, in the submitter's own call (it is accepted or waits for room next). */
+  jobSubmitted?(job: JobInfo): void;
   jobAccepted?(job: JobInfo, queueDepth: number): void;
   jobStarted?(job: JobInfo, waitMs: number): void;
   jobCompleted?(job: JobInfo, waitMs: number, runMs: number): void;
-  jobFailed?(job: JobInfo, error: unknown): void;
+  jobFailed?(job: JobInfo, error: unknown, ending: JobEnding): void;
   jobRejected?(job: JobInfo, error: WriteCoordinatorError): void;
   queueSaturated?(queueDepth: number): void;
   queueDrained?(): void;

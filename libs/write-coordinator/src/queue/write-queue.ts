@@ -96,6 +96,7 @@ export class WriteQueue {
       job.onAbort = () => this.cancel(job as Job);
       signal.addEventListener('abort', job.onAbort, { once: true });
     }
+    this.notify('jobSubmitted', job as Job);
 
     if (this.queue.size < this.settings.capacity && this.roomWaiters.size === 0) {
       this.accept(job as Job);
@@ -151,7 +152,7 @@ export class WriteQueue {
       this.dropped++;
       const error = new ShutdownError('shutdown() was called while it was queued; it never ran', job);
       job.reject(error);
-      this.notify('jobFailed', job, error);
+      this.notify('jobFailed', job, error, 'dropped');
     }
     this.settleIfIdle();
     return stopped;
@@ -352,10 +353,10 @@ export class WriteQueue {
     this.runLatency.record(runMs);
     if (job.endReason === EndReason.TimedOut) {
       this.timedOut++;
-      this.notify('jobFailed', job, ok ? new TimeoutError('deadline passed while running', job) : outcome);
+      this.notify('jobFailed', job, ok ? new TimeoutError('deadline passed while running', job) : outcome, 'timedOut');
     } else if (job.endReason === EndReason.Cancelled) {
       this.cancelled++;
-      this.notify('jobFailed', job, ok ? new CancelledError('aborted while running', job) : outcome);
+      this.notify('jobFailed', job, ok ? new CancelledError('aborted while running', job) : outcome, 'cancelled');
     } else if (ok) {
       this.completed++;
       job.resolve(outcome);
@@ -363,7 +364,7 @@ export class WriteQueue {
     } else {
       this.failed++;
       job.reject(outcome);
-      this.notify('jobFailed', job, outcome);
+      this.notify('jobFailed', job, outcome, 'failed');
     }
   }
 
@@ -421,7 +422,7 @@ export class WriteQueue {
         if (reason === EndReason.TimedOut) this.timedOut++;
         else this.cancelled++;
         job.reject(error);
-        this.notify('jobFailed', job, error);
+        this.notify('jobFailed', job, error, reason === EndReason.TimedOut ? 'timedOut' : 'cancelled');
         this.admitFromRoom();
         this.settleIfIdle();
         return;

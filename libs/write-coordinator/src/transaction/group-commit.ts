@@ -244,7 +244,7 @@ export class GroupCommit {
         }
       }
       if (failure === undefined) {
-        this.hooks.committed(size);
+        this.hooks.committed(size, this.lastCommitMs);
         return undefined;
       }
       this.hooks.failed(failure);

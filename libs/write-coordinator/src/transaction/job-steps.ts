@@ -8,8 +8,8 @@ import type { WriterConnection } from './writer-connection';
 export interface ScopeHooks {
   /** An after-commit callback threw (it never fails the job). */
   afterCommitError(error: unknown): void;
-  /** A transaction of `size` jobs committed (1 without group commit). */
-  committed(size: number): void;
+  /** A transaction of `size` jobs committed (1 without group commit); its COMMIT took `commitMs`. */
+  committed(size: number, commitMs: number): void;
   /** A job ended without commit, with this error. */
   failed(error: unknown): void;
 }

@@ -99,6 +99,7 @@ export class TransactionScope {
       const result = await frames.run(frame, () => work(writer.manager, frame.job));
       await settled(frame); // re-entrant calls and statements the work did not await are part of the job
       if (!ctx.claimCommit()) throw ctx.signal.reason;
+      const commitStarted = performance.now();
       try {
         // Still inside the frame: subscribers' BeforeTransactionCommit writes join the transaction.
         await frames.run(frame, () => writer.original.commitTransaction());
@@ -108,7 +109,7 @@ export class TransactionScope {
       }
       frame.open = false;
       if (writer.inTransaction) throw levelsLeftOpen(ctx);
-      this.hooks.committed(1);
+      this.hooks.committed(1, performance.now() - commitStarted);
       runAfterCommit(frame.afterCommit, this.hooks);
       return result;
     } catch (error) {
