@@ -189,7 +189,13 @@ function checkFull(full, core) {
   const events = full.events.reduce((count, label) => ({ ...count, [label]: (count[label] ?? 0) + 1 }), {});
   assert.deepEqual(events, { 'open account': 1, deposit: 50 }, 'JobCompleted events reached the @OnEvent listener');
   assert.deepEqual(core, { written: 7, blocked: [] }, 'the /core entry wrote without asking for any @nestjs package');
-  return `50/50 deposits committed as acknowledged, health up, 404 METHOD_NOT_FOUND, ${full.events.length} events, /core without Nest`;
+  const sample = (name) => full.prometheus.match(new RegExp(`^${name}\\{coordinator="default"\\} (\\d+)$`, 'm'))?.[1];
+  assert.equal(sample('write_coordinator_jobs_completed_total'), '51', 'the /prometheus entry counted the commits');
+  assert.equal(sample('write_coordinator_jobs_accepted_total'), '52', 'the /prometheus entry counted the accepted jobs');
+  return (
+    `50/50 deposits committed as acknowledged, health up, 404 METHOD_NOT_FOUND, ${full.events.length} events, ` +
+    '/core without Nest, /prometheus counters'
+  );
 }
 
 /** Checks of the app without the optional peers. */

@@ -8,6 +8,8 @@ import {
   WriteCoordinatorEvents,
   WriteCoordinatorHealthIndicator,
 } from 'nestjs-sqlite-write-coordinator';
+import { WriteCoordinatorPrometheus } from 'nestjs-sqlite-write-coordinator/prometheus';
+import { Registry } from 'prom-client';
 import { Account } from '../shared/ledger.entities';
 import { LedgerModule } from '../shared/ledger.module';
 
@@ -55,13 +57,20 @@ export class LedgerController {
   }
 }
 
-/** The consumer's application with every peer: events, Terminus, HTTP. */
+/** The registry the app's Prometheus exporter writes to. */
+export const registry = new Registry();
+
+/** The consumer's application with every peer: events, Terminus, HTTP, Prometheus. */
 @Module({})
 export class AppModule {
   static forDatabase(database: string): DynamicModule {
     return {
       module: AppModule,
-      imports: [LedgerModule.forDatabase(database), EventEmitterModule.forRoot(), TerminusModule],
+      imports: [
+        LedgerModule.forDatabase(database, { instrumentation: [new WriteCoordinatorPrometheus({ registry })] }),
+        EventEmitterModule.forRoot(),
+        TerminusModule,
+      ],
       controllers: [LedgerController],
       providers: [CompletedJobs],
     };

@@ -3,7 +3,7 @@ import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { WriteCoordinatorExceptionFilter } from 'nestjs-sqlite-write-coordinator';
 import { readCommitted } from '../shared/committed';
 import { DepositService } from '../shared/deposit.service';
-import { AppModule, CompletedJobs } from './app.module';
+import { AppModule, CompletedJobs, registry } from './app.module';
 
 /** Boots the app on `argv[2]` (a SQLite file), drives it over HTTP and prints `REPORT <json>`. */
 async function main(database: string): Promise<void> {
@@ -24,6 +24,7 @@ async function main(database: string): Promise<void> {
   const unknown = await call('POST', '/writes/unknown');
   const metrics = await call('GET', '/writes/metrics');
   const events = app.get(CompletedJobs).labels;
+  const prometheus = await registry.metrics();
   await app.close();
 
   const report = {
@@ -35,6 +36,7 @@ async function main(database: string): Promise<void> {
     unknown,
     metrics: metrics.body,
     events,
+    prometheus,
   };
   console.log(`REPORT ${JSON.stringify(report)}`);
 }

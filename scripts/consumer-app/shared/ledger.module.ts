@@ -1,13 +1,14 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { WriteCoordinatorModule } from 'nestjs-sqlite-write-coordinator';
+import { WriteCoordinatorModule, WriteCoordinatorOptions } from 'nestjs-sqlite-write-coordinator';
 import { DepositService } from './deposit.service';
 import { Account, Deposit } from './ledger.entities';
 
 /** TypeORM on a SQLite file, the coordinator, and the deposit service. */
 @Module({})
 export class LedgerModule {
-  static forDatabase(database: string): DynamicModule {
+  /** @param extra more coordinator options (the full app adds its Prometheus instrumentation). */
+  static forDatabase(database: string, extra: WriteCoordinatorOptions = {}): DynamicModule {
     return {
       module: LedgerModule,
       imports: [
@@ -19,7 +20,7 @@ export class LedgerModule {
           enableWAL: true,
         }),
         TypeOrmModule.forFeature([Account, Deposit]),
-        WriteCoordinatorModule.forRoot({ queueSize: 64, timeoutMs: 30_000, isGlobal: true }),
+        WriteCoordinatorModule.forRoot({ queueSize: 64, timeoutMs: 30_000, isGlobal: true, ...extra }),
       ],
       providers: [DepositService],
       exports: [DepositService],
