@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import type { SynchronousLevel } from '@app/write-coordinator';
+import type { SynchronousLevel } from 'nestjs-sqlite-write-coordinator';
 
 /**
  * How a group-commit batch yields to the event loop before its COMMIT (the coordinator's

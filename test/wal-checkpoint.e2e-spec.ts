@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { Coordinator, WalCheckpointOptions } from '@app/write-coordinator';
+import { Coordinator, WalCheckpointOptions, WriteCoordinatorOptions } from '@app/write-coordinator';
 import { deferred } from './fixtures/deferred';
 import { Item } from './fixtures/item.entity';
 import { LoggedDataSource, openLoggedDataSource } from './fixtures/statement-log';
@@ -110,8 +110,12 @@ async function sustainedWrites(coordinator: Coordinator): Promise<void> {
   );
 }
 
-async function coordinatorOn(logged: LoggedDataSource, walCheckpoint: WalCheckpointOptions | false) {
-  const coordinator = new Coordinator({ synchronous: 'OFF', maxBatchSize: 16, walCheckpoint });
+async function coordinatorOn(
+  logged: LoggedDataSource,
+  walCheckpoint: WalCheckpointOptions | false,
+  options: WriteCoordinatorOptions = {},
+) {
+  const coordinator = new Coordinator({ synchronous: 'OFF', maxBatchSize: 16, walCheckpoint, ...options });
   await coordinator.attach(logged.dataSource);
   logged.clear();
   return coordinator;
@@ -171,6 +175,46 @@ describe('WAL checkpoints', () => {
 
       expect(watch.peak).toBeGreaterThan(4 * LIMIT);
       expect(wal).toMatchObject({ maxWalBytes: false, truncations: 0, idleCheckpoints: 0 });
+    });
+  });
+
+  describe('when a reader holds one snapshot for good and jobs have deadlines shorter than waitMs', () => {
+    jest.setTimeout(30_000);
+
+    it('never costs a job its deadline, and gives the limit up after waitMs in all', async () => {
+      const coordinator = await coordinatorOn(
+        logged,
+        { maxWalBytes: 64 * 1024, waitMs: 600, idleMs: false },
+        {
+          timeoutMs: 150,
+        },
+      );
+      const reader = new Database(logged.database, { readonly: true });
+      const outcomes: string[] = [];
+      try {
+        reader.prepare('BEGIN').run();
+        reader.prepare('SELECT count(*) FROM items').get(); // holds its snapshot: no TRUNCATE can finish
+        for (let i = 0; i < 200; i++)
+          await coordinator.run((m) => m.insert(Item, { key: `f${i}-${PAD}`, job: 0, step: i }));
+        for (let i = 0; i < 20; i++) {
+          await coordinator
+            .run((m) => m.insert(Item, { key: `s${i}-${PAD}`, job: 1, step: i }))
+            .then(
+              () => outcomes.push('ok'),
+              (error: { code?: string }) => outcomes.push(error.code ?? String(error)),
+            );
+        }
+      } finally {
+        reader.close();
+      }
+      const { wal, timedOut } = coordinator.metrics();
+      await coordinator.close();
+
+      // Each job was held at most half of its 150 ms, then went on; the clock ran across jobs.
+      expect(outcomes).toEqual(Array(20).fill('ok'));
+      expect(timedOut).toBe(0);
+      expect(wal.busy).toBeGreaterThan(0);
+      expect(wal.gaveUp).toBeGreaterThanOrEqual(1);
     });
   });
 

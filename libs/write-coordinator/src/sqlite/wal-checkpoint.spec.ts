@@ -104,7 +104,9 @@ describe('WalCheckpointPolicy', () => {
         reader.close();
       }
       expect(wal.metrics()).toMatchObject({ gaveUp: 0, truncations: 0 });
-      expect(wal.beforeJob(job())).toBeUndefined(); // the next commit past the limit asks again
+      // Still due: the next job truncates (the reader has left now).
+      await expect(wal.beforeJob(job())).resolves.toBeUndefined();
+      expect(wal.metrics()).toMatchObject({ gaveUp: 0, truncations: 1 });
     });
   });
 
@@ -132,5 +134,27 @@ describe('WalCheckpointPolicy', () => {
     commit(wal);
     await new Promise((resolve) => setTimeout(resolve, 30));
     expect(wal.metrics().idleCheckpoints).toBe(1);
+  });
+
+  it('never throws from committed() or metrics() when the size of the -wal file cannot be read (EIO)', () => {
+    let failing = false;
+    const wal = new WalCheckpointPolicy(
+      db,
+      { ...WAL_CHECKPOINT_DEFAULTS, idleMs: false, maxWalBytes: 1024 },
+      IDLE_QUEUE,
+      (message) => warnings.push(message),
+      (path) => {
+        // A disk that fails under the file (no way to make a real one fail here).
+        if (failing) throw Object.assign(new Error('EIO: i/o error, stat'), { code: 'EIO' });
+        return statSync(path).size;
+      },
+    );
+    commit(wal);
+    const known = wal.metrics().bytes;
+    failing = true;
+    expect(() => commit(wal)).not.toThrow(); // the commit hook: every job of the batch must still be settled
+    expect(() => wal.metrics()).not.toThrow(); // health checks and scrapes
+    expect(wal.metrics()).toMatchObject({ bytes: known, failed: 3, lastError: { code: 'EIO' } });
+    expect(warnings[0]).toContain('could not read the size of the -wal file: EIO');
   });
 });

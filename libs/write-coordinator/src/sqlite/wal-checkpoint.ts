@@ -14,7 +14,7 @@ export interface WalMetrics {
    * the limit, at most once per ms below it), and at every `metrics()`.
    */
   peakBytes: number;
-  /** The `maxWalBytes` limit, or false when none is enforced. */
+  /** The `maxWalBytes` limit, or false when none is enforced (option off, no WAL, in-memory database). */
   maxWalBytes: number | false;
   /** Checkpoints run because the queue went idle: PASSIVE, or TRUNCATE while past the limit. */
   idleCheckpoints: number;
@@ -24,7 +24,7 @@ export interface WalMetrics {
   busy: number;
   /** Times writes went on past the limit because readers kept the TRUNCATE out for `waitMs`. */
   gaveUp: number;
-  /** Checkpoints that failed with an error other than busy (I/O error, disk full…). */
+  /** Checkpoints that failed with an error other than busy (I/O error, disk full…), and failed reads of the file's size. */
   failed: number;
   /** Time the event loop spent inside checkpoints, in total and at most in one, in ms. */
   checkpointMs: { total: number; max: number };
@@ -35,6 +35,14 @@ export interface WalMetrics {
 /** What the policy needs to know of the queue: whether anything runs or waits. */
 export interface DrainState {
   metrics(): { readonly running: number; readonly queueDepth: number };
+}
+
+/** What the policy reads of a job it may hold. */
+export interface HeldJob {
+  /** Ends the wait early (deadline passed, aborted, shutdown). */
+  readonly signal: AbortSignal;
+  /** When the job must be answered at the latest (`performance.now()` time), if it has a deadline. */
+  readonly deadlineAt?: number;
 }
 
 /** The result row of `PRAGMA wal_checkpoint(...)`. */
@@ -78,6 +86,8 @@ export class WalCheckpointPolicy {
   private readonly waitMs: number = 0;
   /** A commit left the file past the limit: the next job (or the idle timer) truncates first. */
   private truncateDue = false;
+  /** When the first attempt of the TRUNCATE now due was made (`performance.now()`); NaN when none is. */
+  private truncatingSince = Number.NaN;
   /** No TRUNCATE is asked for before this time (`performance.now()`), after giving up. */
   private holdOffUntil = 0;
   /** Commits since the last idle checkpoint. */
@@ -109,6 +119,8 @@ export class WalCheckpointPolicy {
     private readonly settings: ResolvedWalCheckpoint | false,
     private readonly drain: DrainState,
     private readonly warn: (message: string) => void,
+    /** Reads the size of a file (0 when it does not exist); a seam for failing disks in specs. */
+    private readonly sizeOf: (path: string) => number = fileSize,
   ) {
     const wal = !db.memory && String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal';
     if (!wal) return;
@@ -162,9 +174,11 @@ export class WalCheckpointPolicy {
   /**
    * Called as a job starts, before its BEGIN. When a TRUNCATE is due and no transaction is open,
    * returns a promise the job must await (it never rejects); otherwise undefined, at no cost.
+   * A job is held for at most half the time left before its deadline: the policy never costs a
+   * job its deadline; the TRUNCATE stays due for the next one.
    * @param job the job: its signal ends the wait early (read only when a wait is needed).
    */
-  beforeJob(job: { readonly signal: AbortSignal }): Promise<void> | undefined {
+  beforeJob(job: HeldJob): Promise<void> | undefined {
     if (!this.truncateDue || this.db.inTransaction) return undefined;
     return this.truncateBetweenJobs(job);
   }
@@ -175,7 +189,7 @@ export class WalCheckpointPolicy {
     return {
       bytes,
       peakBytes: this.peakBytes,
-      maxWalBytes: this.settings ? this.settings.maxWalBytes : false,
+      maxWalBytes: this.settings && this.walPath !== undefined ? this.settings.maxWalBytes : false,
       idleCheckpoints: this.idleCheckpoints,
       truncations: this.truncations,
       busy: this.busy,
@@ -186,15 +200,26 @@ export class WalCheckpointPolicy {
     };
   }
 
-  /** Retries the TRUNCATE with backoff while readers hold the log, for at most `waitMs`. */
-  private async truncateBetweenJobs(job: { readonly signal: AbortSignal }): Promise<void> {
+  /**
+   * Retries the TRUNCATE with backoff while readers hold the log, for at most `waitMs` in all: the
+   * clock starts with the first attempt and keeps running across jobs, so jobs whose deadlines
+   * end their wait early cannot keep the limit from ever being given up on (and so held).
+   */
+  private async truncateBetweenJobs(job: HeldJob): Promise<void> {
     this.truncateDue = false;
     const { waitMs } = this;
-    const giveUpAt = performance.now() + waitMs;
+    const startedAt = performance.now();
+    if (Number.isNaN(this.truncatingSince)) this.truncatingSince = startedAt;
+    const giveUpAt = this.truncatingSince + waitMs;
+    const releaseAt = job.deadlineAt === undefined ? Infinity : startedAt + (job.deadlineAt - startedAt) / 2;
     for (let backoff = 1; ; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
-      if (this.run(this.truncate!) !== 'busy') return;
+      if (this.run(this.truncate!) !== 'busy') {
+        this.truncatingSince = Number.NaN;
+        return;
+      }
       const remaining = giveUpAt - performance.now();
       if (remaining <= 0) {
+        this.truncatingSince = Number.NaN;
         this.gaveUp++;
         this.holdOffUntil = performance.now() + waitMs;
         this.warn(
@@ -203,11 +228,18 @@ export class WalCheckpointPolicy {
         );
         return;
       }
+      if (performance.now() >= releaseAt) {
+        this.truncateDue = true; // the job goes on (its deadline first); the next one tries again
+        return;
+      }
       const signal = job.signal;
       try {
-        await sleep(Math.min(remaining, backoff), undefined, { signal });
+        await sleep(Math.min(remaining, backoff, releaseAt - performance.now()), undefined, { signal });
       } catch {
-        return; // the job ended (deadline, abort, shutdown): it will not commit; the next job retries
+        // The job ended (deadline, abort, shutdown): it will not commit. The next job retries,
+        // on the same clock.
+        this.truncateDue = true;
+        return;
       }
       if (this.db.inTransaction) {
         this.truncateDue = true; // a write outside the coordinator opened one meanwhile
@@ -268,20 +300,40 @@ export class WalCheckpointPolicy {
     return outcome;
   }
 
-  private fail(error: unknown): void {
+  private fail(error: unknown, what = 'WAL checkpoint failed'): void {
     this.failed++;
     const message = error instanceof Error ? error.message : String(error);
-    this.lastError = { code: sqliteCode(error), message, at: new Date().toISOString() };
-    this.warn(`WAL checkpoint failed: ${message}`);
+    const code = sqliteCode(error) ?? (error as NodeJS.ErrnoException | undefined)?.code;
+    this.lastError = { code, message, at: new Date().toISOString() };
+    try {
+      this.warn(`${what}: ${message}`);
+    } catch {
+      // a logger that throws must not reach the commit hook either
+    }
   }
 
-  /** Reads the size of the `-wal` file (0 when it does not exist) and keeps the peak. */
+  /**
+   * Reads the size of the `-wal` file (0 when it does not exist) and keeps the peak. Never throws:
+   * it runs in the commit hook, whose callers must settle every job of the batch. A failed read
+   * (EIO, EACCES) counts as failed and keeps the last size known.
+   */
   private sample(): number {
-    const bytes = statSync(this.walPath!, { throwIfNoEntry: false })?.size ?? 0;
+    let bytes: number;
+    try {
+      bytes = this.sizeOf(this.walPath!);
+    } catch (error) {
+      this.fail(error, 'could not read the size of the -wal file');
+      return this.lastBytes;
+    }
     this.lastBytes = bytes;
     if (bytes > this.peakBytes) this.peakBytes = bytes;
     return bytes;
   }
+}
+
+/** The size of the file at `path`, 0 when it does not exist. */
+function fileSize(path: string): number {
+  return statSync(path, { throwIfNoEntry: false })?.size ?? 0;
 }
 
 /** @internal The WAL metrics of a coordinator with no DataSource attached yet. */
