@@ -163,7 +163,9 @@ export interface WriteCoordinatorOptions {
    *   yield again only while yields keep bringing jobs.
    * - `'always'`: yield whenever the queue is empty before a COMMIT (same rule for repeating).
    * - `'never'`: commit as soon as the queue is empty (before 0.2).
-   * Inert when `maxBatchSize` is 1.
+   * A batch whose earliest member deadline is less than 10 ms away (or less than four times what
+   * recent yields took) commits without yielding: a yield cannot be cut short. Inert when
+   * `maxBatchSize` is 1.
    * @default 'auto'
    */
   batchYield?: BatchYield;

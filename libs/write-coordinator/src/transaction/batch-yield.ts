@@ -2,7 +2,8 @@ import type { BatchYield } from '../core/coordinator-options';
 
 /**
  * A yield pays when the COMMIT it may save costs at least this many times what a yield that
- * brought nothing cost. At 10, a lone caller pays at most a tenth of a COMMIT for every useless yield.
+ * brought nothing cost by itself (not counting other callbacks that ran meanwhile: that work was
+ * due anyway, though the batch's members wait for it too).
  */
 const PAYOFF = 10;
 
@@ -18,6 +19,15 @@ const COMMIT_WEIGHT = 0.2;
  * processes took the CPU during it.
  */
 const YIELD_DRIFT = 1.05;
+
+/** Least time before a member's deadline for which a batch still yields (ms). */
+const MIN_SLACK_MS = 10;
+
+/** A batch yields only when its slack is this many times what recent yields took. */
+const SLACK_FACTOR = 4;
+
+/** Weight of the newest yield in the running average of what yields take. */
+const YIELD_WEIGHT = 0.2;
 
 /** Resolves in the check phase of the event loop, after the pending I/O callbacks ran. */
 const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -40,6 +50,8 @@ const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate
 export class BatchYieldPolicy {
   private commitMs = 0;
   private idleYieldMs = INITIAL_IDLE_YIELD_MS;
+  /** Running average of what yields took, useful or not (ms): how long the next one may take. */
+  private yieldMs = 0;
   /** When the yield in progress (or the last one) started; NaN once accounted for. */
   private yieldStartedAt = Number.NaN;
 
@@ -50,10 +62,16 @@ export class BatchYieldPolicy {
     this.commitMs += COMMIT_WEIGHT * (ms - this.commitMs);
   }
 
-  /** True when a batch whose queue is empty should yield before its COMMIT. */
-  get worthIt(): boolean {
-    if (this.mode === 'auto') return this.commitMs >= PAYOFF * this.idleYieldMs;
-    return this.mode === 'always';
+  /**
+   * True when a batch whose queue is empty should yield before its COMMIT.
+   * @param slackMs time left before the batch must commit to answer its members by their
+   *   deadlines (Infinity when none has one). A yield cannot be cut short (it ends when the event
+   *   loop gets round to it), so the batch yields only with a slack of at least
+   *   {@link MIN_SLACK_MS} and {@link SLACK_FACTOR} times what recent yields took.
+   */
+  worthIt(slackMs = Infinity): boolean {
+    if (this.mode === 'never' || slackMs < Math.max(MIN_SLACK_MS, SLACK_FACTOR * this.yieldMs)) return false;
+    return this.mode === 'always' || this.commitMs >= PAYOFF * this.idleYieldMs;
   }
 
   /** Lets the event loop run once (I/O callbacks included). */
@@ -65,8 +83,9 @@ export class BatchYieldPolicy {
   /** Tells the policy whether the last yield brought a job; one that did not counts as its cost. */
   yielded(broughtJob: boolean): void {
     if (Number.isNaN(this.yieldStartedAt)) return;
-    if (!broughtJob)
-      this.idleYieldMs = Math.min(this.idleYieldMs * YIELD_DRIFT, performance.now() - this.yieldStartedAt);
+    const ms = performance.now() - this.yieldStartedAt;
+    this.yieldMs += YIELD_WEIGHT * (ms - this.yieldMs);
+    if (!broughtJob) this.idleYieldMs = Math.min(this.idleYieldMs * YIELD_DRIFT, ms);
     this.yieldStartedAt = Number.NaN;
   }
 }

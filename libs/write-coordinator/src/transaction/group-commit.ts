@@ -132,7 +132,7 @@ export class GroupCommit {
       const taken = performance.now() < commitBy ? batching.take() : undefined;
       this.yields.yielded(taken !== undefined);
       if (!taken) {
-        if (mayYield && this.yields.worthIt && performance.now() < commitBy) {
+        if (mayYield && this.yields.worthIt(commitBy - performance.now())) {
           mayYield = false;
           await this.yields.yield();
           continue;
