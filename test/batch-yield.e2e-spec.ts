@@ -87,7 +87,9 @@ describe('group commit with jobs arriving from separate macrotasks (batchYield)'
     const acknowledged = await macrotaskArrivals(coordinator, 64);
     const { batches } = coordinator.metrics();
     expect(batches.jobs).toBe(65);
-    expect(batches.largest).toBe(64); // the first arrival leads; the 63 after it queue while it yields and join it
+    // The first arrival leads; the 63 after it queue while it yields and join it. ('auto' may skip
+    // the yield of that first batch: it backs off after the warm-up's useless yield.)
+    expect(batches.largest).toBeGreaterThanOrEqual(batchYield === 'always' ? 64 : 63);
     expect(committedKeys(tmp.file('test.db')).sort()).toEqual(['warm-up', ...acknowledged].sort());
   });
 

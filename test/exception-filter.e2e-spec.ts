@@ -1,10 +1,12 @@
 import { Controller, Get, INestApplication, NotFoundException, Param, Post, Type } from '@nestjs/common';
 import { APP_FILTER, HttpAdapterHost } from '@nestjs/core';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import request from 'supertest';
 import {
   InjectWriteCoordinator,
+  QueueFullError,
   WriteCoordinator,
   WriteCoordinatorError,
   WriteCoordinatorExceptionFilter,
@@ -219,6 +221,19 @@ describe('WriteCoordinatorExceptionFilter (opt-in: coordinator errors to HTTP)',
       const response = await http().get('/throw/BUSY/final').expect(503);
       expect(response.headers['retry-after']).toBeUndefined();
       expect(response.body).toMatchObject({ code: 'BUSY', retryable: false });
+    });
+  });
+
+  describe('outside HTTP (a microservice, a gateway or GraphQL, when registered with APP_FILTER)', () => {
+    it.each(['rpc', 'ws', 'graphql'])('re-throws the error as it came in a %s context, writing no HTTP reply', (type) => {
+      let replies = 0;
+      const adapter = { reply: () => replies++, setHeader: () => replies++ };
+      const filter = new WriteCoordinatorExceptionFilter({ httpAdapter: adapter } as unknown as HttpAdapterHost);
+      const host = new ExecutionContextHost([{ pattern: 'transfer' }, {}]);
+      host.setType(type);
+      const error = new QueueFullError('the queue is full');
+      expect(() => filter.catch(error, host)).toThrow(error);
+      expect(replies).toBe(0);
     });
   });
 });

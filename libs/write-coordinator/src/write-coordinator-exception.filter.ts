@@ -63,6 +63,9 @@ export class WriteCoordinatorExceptionFilter implements ExceptionFilter<WriteCoo
 
   /** @internal Called by Nest with an error thrown by a route handler (or a guard, pipe, interceptor). */
   catch(error: WriteCoordinatorError, host: ArgumentsHost): void {
+    // HTTP only: registered with APP_FILTER it also sees GraphQL resolvers, gateways and
+    // microservices, whose errors are theirs to map. Re-thrown as it came.
+    if (host.getType() !== 'http') throw error;
     const { httpAdapter } = this.adapterHost;
     const response: unknown = host.switchToHttp().getResponse();
     const status = WRITE_COORDINATOR_HTTP_STATUS[error.code] ?? HttpStatus.INTERNAL_SERVER_ERROR;

@@ -8,6 +8,7 @@ import {
   WriteCoordinatorEvents,
   WriteCoordinatorHealthIndicator,
 } from 'nestjs-sqlite-write-coordinator';
+import { WriteCoordinatorTracing } from 'nestjs-sqlite-write-coordinator/opentelemetry';
 import { WriteCoordinatorPrometheus } from 'nestjs-sqlite-write-coordinator/prometheus';
 import { Registry } from 'prom-client';
 import { Account } from '../shared/ledger.entities';
@@ -67,7 +68,10 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        LedgerModule.forDatabase(database, { instrumentation: [new WriteCoordinatorPrometheus({ registry })] }),
+        LedgerModule.forDatabase(database, {
+          // Tracing without an SDK registered: no spans, but the entry must load and type-check.
+          instrumentation: [new WriteCoordinatorPrometheus({ registry }), new WriteCoordinatorTracing()],
+        }),
         EventEmitterModule.forRoot(),
         TerminusModule,
       ],

@@ -66,4 +66,24 @@ describe('BatchYieldPolicy', () => {
     expect(always.worthIt(25)).toBe(true);
     expect(new BatchYieldPolicy('never').worthIt(Infinity)).toBe(false);
   });
+
+  it("with 'auto', backs off while yields bring nothing (a lone caller), and yields at every chance once one brings a job", async () => {
+    const policy = new BatchYieldPolicy('auto');
+    for (let i = 0; i < 20; i++) policy.committed(3);
+    const chances: boolean[] = [];
+    for (let i = 0; i < 40; i++) {
+      const yes = policy.worthIt();
+      chances.push(yes);
+      if (yes) {
+        await policy.yield();
+        policy.yielded(false);
+      }
+    }
+    // After 1, 2, 3, 4 useless yields in a row: skip 1, 3, 7, then 15 chances each time.
+    expect(chances.slice(0, 16).map(Number).join('')).toBe('1010001000000010');
+    expect(chances.filter(Boolean).length).toBe(5);
+    await policy.yield();
+    policy.yielded(true); // traffic arrived
+    expect([policy.worthIt(), policy.worthIt(), policy.worthIt()]).toEqual([true, true, true]);
+  });
 });

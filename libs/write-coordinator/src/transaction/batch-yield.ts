@@ -20,6 +20,13 @@ const COMMIT_WEIGHT = 0.2;
  */
 const YIELD_DRIFT = 1.05;
 
+/**
+ * `'auto'` backs off after useless yields: after n in a row it yields only once every 2^n chances,
+ * up to once every this many. A lone caller then pays a yield every 16th job; one yield that brings
+ * a job (traffic arrived) makes it yield at every chance again.
+ */
+const MAX_BACKOFF = 16;
+
 /** Least time before a member's deadline for which a batch still yields (ms). */
 const MIN_SLACK_MS = 10;
 
@@ -45,11 +52,14 @@ const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate
  * that brought no job (a floor that rises slowly: what other callbacks did during a yield is work
  * that had to be done anyway, and a yield that delivered requests ran their handlers, the app's
  * work, not the yield's). It yields while the COMMIT costs at least {@link PAYOFF} times a
- * useless yield.
+ * useless yield, and backs off while yields bring nothing ({@link MAX_BACKOFF}).
  */
 export class BatchYieldPolicy {
   private commitMs = 0;
   private idleYieldMs = INITIAL_IDLE_YIELD_MS;
+  /** `'auto'`: yields to skip before the next one, after useless ones (exponential back-off). */
+  private skips = 0;
+  private backoff = 1;
   /** Running average of what yields took, useful or not (ms): how long the next one may take. */
   private yieldMs = 0;
   /** When the yield in progress (or the last one) started; NaN once accounted for. */
@@ -71,7 +81,11 @@ export class BatchYieldPolicy {
    */
   worthIt(slackMs = Infinity): boolean {
     if (this.mode === 'never' || slackMs < Math.max(MIN_SLACK_MS, SLACK_FACTOR * this.yieldMs)) return false;
-    return this.mode === 'always' || this.commitMs >= PAYOFF * this.idleYieldMs;
+    if (this.mode === 'always') return true;
+    if (this.commitMs < PAYOFF * this.idleYieldMs) return false;
+    if (this.skips === 0) return true;
+    this.skips--;
+    return false;
   }
 
   /** Lets the event loop run once (I/O callbacks included). */
@@ -85,7 +99,14 @@ export class BatchYieldPolicy {
     if (Number.isNaN(this.yieldStartedAt)) return;
     const ms = performance.now() - this.yieldStartedAt;
     this.yieldMs += YIELD_WEIGHT * (ms - this.yieldMs);
-    if (!broughtJob) this.idleYieldMs = Math.min(this.idleYieldMs * YIELD_DRIFT, ms);
+    if (broughtJob) {
+      this.backoff = 1;
+      this.skips = 0;
+    } else {
+      this.idleYieldMs = Math.min(this.idleYieldMs * YIELD_DRIFT, ms);
+      this.backoff = Math.min(2 * this.backoff, MAX_BACKOFF);
+      this.skips = this.backoff - 1;
+    }
     this.yieldStartedAt = Number.NaN;
   }
 }

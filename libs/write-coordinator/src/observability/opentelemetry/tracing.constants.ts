@@ -6,8 +6,7 @@ export const TRACER_NAME = 'nestjs-sqlite-write-coordinator';
 /** Name of the span of every job. */
 export const JOB_SPAN = 'write_coordinator.job';
 
-/** The `code` of a failure that is not a `WriteCoordinatorError` (what the work threw). */
-export const UNCODED = 'UNCODED';
+export { UNCODED } from '../error-code';
 
 /** Attributes of a job's span (and of its `commit` event). */
 export const ATTR = {

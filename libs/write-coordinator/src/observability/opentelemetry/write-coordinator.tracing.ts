@@ -16,7 +16,8 @@ import {
 } from '../../core/instrumentation';
 import type { JobEnding, JobInfo } from '../../queue/queue.types';
 import { InvalidOptionsError, WriteCoordinatorError } from '../../errors';
-import { ATTR, JOB_SPAN, OUTCOME, TRACER_NAME, UNCODED } from './tracing.constants';
+import { codeOf } from '../error-code';
+import { ATTR, JOB_SPAN, OUTCOME, TRACER_NAME } from './tracing.constants';
 
 /** Options of {@link WriteCoordinatorTracing}; every field is optional. */
 export interface WriteCoordinatorTracingOptions {
@@ -156,7 +157,7 @@ class JobSpans implements CoordinatorObserver {
 
 /** Ends a job's span as failed: outcome, error code, the exception, status ERROR. */
 function fail(span: Span, outcome: string, error: unknown): void {
-  const code = error instanceof WriteCoordinatorError ? error.code : UNCODED;
+  const code = codeOf(error);
   span.setAttribute(ATTR.outcome, outcome);
   span.setAttribute(ATTR.errorCode, code);
   if (error instanceof Error) span.recordException(error);

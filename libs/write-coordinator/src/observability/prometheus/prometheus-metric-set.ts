@@ -1,16 +1,13 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { CoordinatorObserver, InstrumentedCoordinator } from '../../core/instrumentation';
 import type { CoordinatorMetrics } from '../../core/coordinator';
-import { WriteCoordinatorError } from '../../errors';
+import { codeOf, UNCODED } from '../error-code';
 import { RecordedHistogram } from './recorded-histogram';
 
 /** Upper bounds (s) of the queue wait, run time and commit time histograms: 0.5 ms to 10 s. */
 const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Upper bounds of the batch size histogram (jobs per committed transaction). */
 const JOBS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
-
-/** The `code` label of a failure that is not a `WriteCoordinatorError` (what the work threw). */
-export const UNCODED = 'UNCODED';
 
 /** Counters read from `metrics()` at scrape time: field of the snapshot, metric name, help. */
 const SNAPSHOT_COUNTERS = [
@@ -35,7 +32,9 @@ const GAUGES = {
 
 /** One coordinator followed by a {@link PrometheusMetricSet}. */
 interface Tracked {
-  readonly coordinator: InstrumentedCoordinator;
+  /** Weakly held: a coordinator dropped by its app is not kept alive by the registry. */
+  readonly coordinator: WeakRef<InstrumentedCoordinator>;
+  readonly name: string;
   /** The snapshot counters as last added to the Prometheus counters. */
   readonly seen: Record<SnapshotCounter, number>;
   /** Failures and refusals by code since the last scrape (counted per event: `metrics()` has no codes). */
@@ -131,7 +130,8 @@ export class PrometheusMetricSet {
   /** Follows a coordinator from now on; returns the observer it reports to. */
   track(coordinator: InstrumentedCoordinator): CoordinatorObserver {
     const entry: Tracked = {
-      coordinator,
+      coordinator: new WeakRef(coordinator),
+      name: coordinator.name,
       seen: { accepted: 0, completed: 0, cancelled: 0, timedOut: 0, dropped: 0 },
       failed: new Map(),
       rejected: new Map(),
@@ -161,7 +161,8 @@ export class PrometheusMetricSet {
 
   /**
    * Brings counters and gauges up to date from every coordinator's `metrics()`, once per scrape.
-   * A coordinator found stopped is counted one last time and no longer followed.
+   * A coordinator found stopped with nothing running is counted one last time and no longer
+   * followed (a job still running after `shutdown()` is counted when it settles).
    */
   private refresh(): void {
     if (this.refreshed) return;
@@ -170,8 +171,13 @@ export class PrometheusMetricSet {
     for (const gauge of Object.values(this.gauges)) gauge.reset();
     this.role.reset();
     for (const entry of this.tracked) {
-      const name = entry.coordinator.name;
-      const snapshot = entry.coordinator.metrics();
+      const { name } = entry;
+      const coordinator = entry.coordinator.deref();
+      if (coordinator === undefined) {
+        this.tracked.delete(entry); // collected: its app let it go
+        continue;
+      }
+      const snapshot = coordinator.metrics();
       for (const [field] of SNAPSHOT_COUNTERS) {
         // Adding 0 still creates the series, so a counter is visible before its first event.
         this.counters[field].inc({ coordinator: name }, snapshot[field] - entry.seen[field]);
@@ -179,7 +185,7 @@ export class PrometheusMetricSet {
       }
       flush(entry.failed, this.failedByCode, name);
       flush(entry.rejected, this.rejectedByCode, name);
-      if (snapshot.state === 'stopped') {
+      if (snapshot.state === 'stopped' && snapshot.running === 0) {
         this.tracked.delete(entry);
         continue;
       }
@@ -205,9 +211,6 @@ function flush(counts: Map<string, number>, counter: Counter<'coordinator' | 'co
   counts.clear();
 }
 
-function codeOf(error: unknown): string {
-  return error instanceof WriteCoordinatorError ? error.code : UNCODED;
-}
 
 /** The coordinator's role: `metrics().cluster.role` once several processes share a database, else primary. */
 function roleOf(snapshot: CoordinatorMetrics): string {
