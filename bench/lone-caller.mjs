@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// The lone caller's tax: one caller (or a few) awaiting one-row TypeORM insert jobs, through the
+// coordinator (batchYield 'auto', the default, and 'never') against the plain loop
+// (`await dataSource.transaction()`, unserialised). Contenders interleave within every round, each
+// on a fresh WAL file; medians of jobs/s and of process CPU time per job (`process.cpuUsage()`,
+// far less noisy than wall time on a shared machine). Not a test: it prints figures.
+// Usage: npm run bench:lone [-- --rounds 5] [--callers 1] [--sync FULL,NORMAL] [--root <repo>]
+//   --root: the repository whose build (dist/) to measure, e.g. a worktree of an older commit
+//   (`git worktree add /tmp/old <commit> && cd /tmp/old && ln -s $PWD/node_modules . && npx nest build`).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { parseArgs } from 'node:util';
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' },
+    callers: { type: 'string', default: '1' },
+    sync: { type: 'string', default: 'FULL,NORMAL' },
+    root: { type: 'string', default: '.' },
+  },
+});
+const rounds = Number(args.rounds);
+const callers = Number(args.callers);
+if (!Number.isInteger(rounds) || rounds < 1)
+  throw new Error(`--rounds must be a positive integer (received '${args.rounds}')`);
+if (!Number.isInteger(callers) || callers < 1)
+  throw new Error(`--callers must be a positive integer (received '${args.callers}')`);
+const levels = args.sync.split(',');
+for (const level of levels) {
+  if (!['OFF', 'NORMAL', 'FULL'].includes(level))
+    throw new Error(`--sync takes OFF, NORMAL or FULL (received '${level}')`);
+}
+
+const root = resolve(args.root);
+const require = createRequire(join(root, 'package.json'));
+const { DataSource, EntitySchema } = require('typeorm');
+const { Coordinator, WRITE_COORDINATOR_DEFAULTS } = require(
+  join(root, 'dist/libs/write-coordinator/src/core/index.js'),
+);
+/** A build from before `batchYield` refuses the option: it gets one coordinator contender. */
+const knowsBatchYield = 'batchYield' in WRITE_COORDINATOR_DEFAULTS;
+
+const Row = new EntitySchema({
+  name: 'Row',
+  tableName: 'rows',
+  columns: { id: { type: 'integer', primary: true, generated: true }, v: { type: 'integer' } },
+});
+const silent = { log() {}, warn() {}, error() {} };
+const dir = mkdtempSync(join(tmpdir(), 'wc-lone-'));
+let files = 0;
+
+const CONTENDERS = knowsBatchYield
+  ? ['plain loop (dataSource.transaction)', "coordinator, batchYield 'auto'", "coordinator, batchYield 'never'"]
+  : ['plain loop (dataSource.transaction)', 'coordinator (a build without batchYield)'];
+
+async function measure(contender, sync) {
+  const dataSource = await new DataSource({
+    type: 'better-sqlite3',
+    database: join(dir, `run-${files++}.db`),
+    entities: [Row],
+    synchronize: true,
+    enableWAL: true,
+  }).initialize();
+  let coordinator;
+  let job;
+  if (contender.startsWith('coordinator')) {
+    const batchYield = knowsBatchYield ? { batchYield: contender.includes('never') ? 'never' : 'auto' } : {};
+    coordinator = new Coordinator({ synchronous: sync, ...batchYield }, { log: silent });
+    await coordinator.attach(dataSource);
+    job = () => coordinator.run((manager) => manager.insert('Row', { v: 1 }));
+  } else {
+    await dataSource.query(`PRAGMA synchronous = ${sync}`);
+    job = () => dataSource.transaction((manager) => manager.insert('Row', { v: 1 }));
+  }
+  const jobs = sync === 'FULL' ? 1_500 : 8_000;
+  for (let i = 0; i < 200; i++) await job(); // warm-up
+  let next = 0;
+  const cpuBefore = process.cpuUsage();
+  const startedAt = performance.now();
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (next++ < jobs) await job();
+    }),
+  );
+  const elapsed = performance.now() - startedAt;
+  const cpu = process.cpuUsage(cpuBefore);
+  if (coordinator) await coordinator.close();
+  await dataSource.destroy();
+  return { jobsPerSecond: (jobs / elapsed) * 1000, cpuMicrosPerJob: (cpu.user + cpu.system) / jobs };
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const results = new Map();
+let done = 0;
+const total = rounds * levels.length * CONTENDERS.length;
+for (let round = 0; round < rounds; round++) {
+  for (const sync of levels) {
+    for (const contender of CONTENDERS) {
+      const run = await measure(contender, sync);
+      const key = `${sync}\u0000${contender}`;
+      results.set(key, [...(results.get(key) ?? []), run]);
+      console.error(
+        `[${++done}/${total}] ${sync.padEnd(6)} ${contender.padEnd(38)} ${Math.round(run.jobsPerSecond)} jobs/s`,
+      );
+    }
+  }
+}
+rmSync(dir, { recursive: true, force: true });
+
+console.log(
+  `lone caller: ${callers} caller(s), one-row TypeORM inserts, medians of ${rounds} interleaved round(s); build: ${root}`,
+);
+const rows = [];
+for (const sync of levels) {
+  const plain = results.get(`${sync}\u0000${CONTENDERS[0]}`);
+  const plainJobs = median(plain.map((r) => r.jobsPerSecond));
+  const plainCpu = median(plain.map((r) => r.cpuMicrosPerJob));
+  for (const contender of CONTENDERS) {
+    const runs = results.get(`${sync}\u0000${contender}`);
+    const jobs = median(runs.map((r) => r.jobsPerSecond));
+    const cpu = median(runs.map((r) => r.cpuMicrosPerJob));
+    rows.push({
+      sync,
+      contender,
+      'jobs/s': Math.round(jobs),
+      'CPU µs/job': cpu.toFixed(1),
+      'jobs/s vs plain': (jobs / plainJobs).toFixed(2),
+      'CPU vs plain': (cpu / plainCpu).toFixed(2),
+    });
+  }
+}
+console.table(rows);
