@@ -1,9 +1,7 @@
 import { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
 import { WriteCoordinator } from '@app/write-coordinator';
-import { AppModule } from '../src/app.module';
-import { setupApp } from '../src/app.setup';
+import { createDemoApp } from './fixtures/demo-app';
 import { DemoConfig, loadConfig } from '../src/config';
 import { LedgerService } from '../src/ledger/ledger.service';
 import { tempDir } from './fixtures/temp-sqlite';
@@ -42,19 +40,7 @@ describe('demo configuration', () => {
     let app: INestApplication | undefined;
 
     const boot = async (settings: Partial<DemoConfig>) => {
-      const moduleRef = await Test.createTestingModule({
-        imports: [
-          AppModule.forRoot({
-            port: 0,
-            databasePath: tmp.file('ledger.db'),
-            writeTimeoutMs: 10_000,
-            writeQueueSize: 1024,
-            ...settings,
-          }),
-        ],
-      }).compile();
-      app = setupApp(moduleRef.createNestApplication({ logger: false }));
-      await app.init();
+      app = await createDemoApp(tmp.file('ledger.db'), settings);
       return app;
     };
     /** Opens 16 accounts at once (16 queued jobs) and returns the largest batch they formed. */

@@ -1,9 +1,7 @@
 import { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { WriteCoordinator } from '@app/write-coordinator';
-import { AppModule } from '../src/app.module';
-import { setupApp } from '../src/app.setup';
+import { createDemoApp } from './fixtures/demo-app';
 import { tempDir } from './fixtures/temp-sqlite';
 
 describe('ledger demo over HTTP', () => {
@@ -13,18 +11,7 @@ describe('ledger demo over HTTP', () => {
 
   beforeEach(async () => {
     tmp = tempDir();
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        AppModule.forRoot({
-          port: 0,
-          databasePath: tmp.file('nested/ledger.db'),
-          writeTimeoutMs: 10_000,
-          writeQueueSize: 1024,
-        }),
-      ],
-    }).compile();
-    app = setupApp(moduleRef.createNestApplication({ logger: false }));
-    await app.init();
+    app = await createDemoApp(tmp.file('nested/ledger.db'));
   });
   afterEach(async () => {
     await app.close();

@@ -1,9 +1,7 @@
 import { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { CoordinatorMetrics, WriteCoordinator, WriteCoordinatorError } from '@app/write-coordinator';
-import { AppModule } from '../src/app.module';
-import { setupApp } from '../src/app.setup';
+import { createDemoApp } from './fixtures/demo-app';
 import { deferred } from './fixtures/deferred';
 import { Family, parsePrometheusText, sumOf, valueOf } from './fixtures/prometheus-text';
 import { tempDir } from './fixtures/temp-sqlite';
@@ -66,18 +64,7 @@ describe('GET /metrics/prometheus (WriteCoordinatorPrometheus in the demo)', () 
 
   beforeEach(async () => {
     tmp = tempDir();
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        AppModule.forRoot({
-          port: 0,
-          databasePath: tmp.file('ledger.db'),
-          writeTimeoutMs: 30_000,
-          writeQueueSize: QUEUE_SIZE,
-        }),
-      ],
-    }).compile();
-    app = setupApp(moduleRef.createNestApplication({ logger: false }));
-    await app.init();
+    app = await createDemoApp(tmp.file('ledger.db'), { writeTimeoutMs: 30_000, writeQueueSize: QUEUE_SIZE });
   });
   afterEach(async () => {
     await app.close();
@@ -111,7 +98,14 @@ describe('GET /metrics/prometheus (WriteCoordinatorPrometheus in the demo)', () 
     const writes = app.get(WriteCoordinator);
     const ids: number[] = [];
     for (let i = 0; i < 8; i++) {
-      ids.push((await http().post('/accounts').send({ name: `acc-${i}`, initialBalance: 100 }).expect(201)).body.id);
+      ids.push(
+        (
+          await http()
+            .post('/accounts')
+            .send({ name: `acc-${i}`, initialBalance: 100 })
+            .expect(201)
+        ).body.id,
+      );
     }
 
     // Held drain: one job cancelled and one timed out while queued, one refused (signal already
@@ -125,11 +119,7 @@ describe('GET /metrics/prometheus (WriteCoordinatorPrometheus in the demo)', () 
     const timedOut = codeOf(writes.run(() => undefined, { timeoutMs: 1 }));
     const refused = codeOf(writes.run(() => undefined, { signal: AbortSignal.abort() }));
     aborter.abort();
-    expect([await cancelled, await timedOut, await refused]).toEqual([
-      'CANCELLED',
-      'TIMEOUT',
-      'CANCELLED',
-    ]);
+    expect([await cancelled, await timedOut, await refused]).toEqual(['CANCELLED', 'TIMEOUT', 'CANCELLED']);
     gate.resolve();
     await Promise.all([holder, ...batched]);
 
@@ -182,6 +172,8 @@ describe('GET /metrics/prometheus (WriteCoordinatorPrometheus in the demo)', () 
     expect(count('batch_size')).toBe(m.batches.committed);
     expect(sum('batch_size')).toBe(m.batches.jobs);
     expect(m.batches.largest).toBe(6); // the held job and the five queued behind it
-    expect(valueOf(families, `${P}batch_size`, { ...coordinator, le: '1' }, '_bucket')).toBeLessThan(m.batches.committed);
+    expect(valueOf(families, `${P}batch_size`, { ...coordinator, le: '1' }, '_bucket')).toBeLessThan(
+      m.batches.committed,
+    );
   });
 });

@@ -110,6 +110,19 @@ async function sustainedWrites(coordinator: Coordinator): Promise<void> {
   );
 }
 
+/** {@link sustainedWrites} while {@link startReaders}' readers hold the log, the `-wal` file watched. */
+async function writeUnderReaders(logged: LoggedDataSource, coordinator: Coordinator): Promise<WalWatch> {
+  const watch = watchWal(logged);
+  const readers = startReaders(logged.database);
+  try {
+    await sustainedWrites(coordinator);
+  } finally {
+    watch.stop();
+    await readers.stop();
+  }
+  return watch;
+}
+
 async function coordinatorOn(
   logged: LoggedDataSource,
   walCheckpoint: WalCheckpointOptions | false,
@@ -138,14 +151,7 @@ describe('WAL checkpoints', () => {
 
     it('keeps the -wal file within maxWalBytes plus one batch, sampled after every commit', async () => {
       const coordinator = await coordinatorOn(logged, { maxWalBytes: LIMIT, idleMs: false });
-      const watch = watchWal(logged);
-      const readers = startReaders(logged.database);
-      try {
-        await sustainedWrites(coordinator);
-      } finally {
-        watch.stop();
-        await readers.stop();
-      }
+      const watch = await writeUnderReaders(logged, coordinator);
       const { wal, completed } = coordinator.metrics();
       await coordinator.close();
 
@@ -162,14 +168,7 @@ describe('WAL checkpoints', () => {
 
     it('lets the -wal file grow past the limit when checkpoints are left to SQLite (the control)', async () => {
       const coordinator = await coordinatorOn(logged, false);
-      const watch = watchWal(logged);
-      const readers = startReaders(logged.database);
-      try {
-        await sustainedWrites(coordinator);
-      } finally {
-        watch.stop();
-        await readers.stop();
-      }
+      const watch = await writeUnderReaders(logged, coordinator);
       const { wal } = coordinator.metrics();
       await coordinator.close();
 
@@ -179,8 +178,6 @@ describe('WAL checkpoints', () => {
   });
 
   describe('when a reader holds one snapshot for good and jobs have deadlines shorter than waitMs', () => {
-    jest.setTimeout(30_000);
-
     it('never costs a job its deadline, and gives the limit up after waitMs in all', async () => {
       const coordinator = await coordinatorOn(
         logged,
@@ -215,7 +212,7 @@ describe('WAL checkpoints', () => {
       expect(timedOut).toBe(0);
       expect(wal.busy).toBeGreaterThan(0);
       expect(wal.gaveUp).toBeGreaterThanOrEqual(1);
-    });
+    }, 30_000);
   });
 
   describe('when the queue goes idle after writes', () => {
