@@ -123,7 +123,7 @@ describe('WalCheckpointPolicy', () => {
     commit(wal);
     wal.stop(); // the timer armed by that commit is cancelled
     commit(wal); // and no new one is armed
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // 20 times the idle delay
     expect(wal.metrics().idleCheckpoints).toBe(0);
     expect(statSync(`${db.name}-wal`).size).toBeGreaterThan(0);
   });
@@ -132,7 +132,11 @@ describe('WalCheckpointPolicy', () => {
     const wal = policy({ idleMs: 5 });
     commit(wal);
     commit(wal);
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    // The timer re-arms once (a commit came after it was armed), then checkpoints: wait for it,
+    // within a bound far above the 10 ms it needs (timers run late on a loaded machine).
+    for (let waited = 0; wal.metrics().idleCheckpoints === 0 && waited < 2_000; waited += 10) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     expect(wal.metrics().idleCheckpoints).toBe(1);
   });
 
