@@ -26,13 +26,14 @@ export function captureCallSite(): CallSite {
 /**
  * @internal Appends the submitter's frames to the stack of an error thrown where they are missing
  * (in the drain), below a `    at <submitted from>` line. The error object itself is kept, and
- * left as it is when it is not an object with a writable string `stack`. An error object that
+ * left as it is when it is not an object with a writable string `stack`, or is frozen. An error object that
  * reaches several callers (a failed batch COMMIT fails every member with one error) gets no call
  * site: none would be right for all of them.
  * @returns the same error.
  */
 export function appendCallSite(error: unknown, site: CallSite): unknown {
-  if (typeof error !== 'object' || error === null) return error;
+  // Frozen: left as it is (on Node 22+ `stack` is an accessor that a frozen error still lets set).
+  if (typeof error !== 'object' || error === null || Object.isFrozen(error)) return error;
   try {
     const previous = annotated.get(error);
     if (previous) {
