@@ -93,7 +93,7 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
   [
     'walCheckpoint.idle',
     { walCheckpoint: { idle: true } },
-    'walCheckpoint.idle must be one of idleMs, maxWalBytes, waitMs (received true, boolean)',
+    'walCheckpoint.idle must be one of the known options (idleMs, maxWalBytes, waitMs) (received true, boolean)',
   ],
 ];
 

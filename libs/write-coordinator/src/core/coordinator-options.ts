@@ -327,11 +327,7 @@ const WAL_CHECKS: Record<keyof WalCheckpointOptions, Check> = {
 /** Validates the fields of a `walCheckpoint` object and fills in its defaults. */
 function resolveWalCheckpoint(value: WalCheckpointOptions | false, context: string): ResolvedWalCheckpoint | false {
   if (value === false || resolved.has(value)) return value as ResolvedWalCheckpoint | false;
-  for (const [field, v] of Object.entries(value)) {
-    const check = WAL_CHECKS[field as keyof WalCheckpointOptions];
-    const expected = check ? v !== undefined && check(v) : `one of ${Object.keys(WAL_CHECKS).join(', ')}`;
-    if (expected) throw new InvalidOptionsError(`walCheckpoint.${field}`, expected, v, context);
-  }
+  validateOptions(WAL_CHECKS, value, context, 'walCheckpoint.');
   const result = Object.freeze({ ...WAL_CHECKPOINT_DEFAULTS, ...withoutUndefined(value) });
   resolved.add(result);
   return result;
@@ -347,23 +343,7 @@ export function resolveWriteCoordinatorOptions(
   context = 'WriteCoordinatorModule',
 ): ResolvedWriteCoordinatorOptions {
   if (resolved.has(options as object)) return options as ResolvedWriteCoordinatorOptions;
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new InvalidOptionsError('options', 'an object', options, context);
-  }
-  for (const [field, value] of Object.entries(options)) {
-    const check = CHECKS[field as keyof WriteCoordinatorOptions];
-    if (!check) {
-      throw new InvalidOptionsError(
-        field,
-        `one of the known options (${Object.keys(CHECKS).join(', ')})`,
-        value,
-        context,
-      );
-    }
-    if (value === undefined) continue;
-    const expected = check(value);
-    if (expected) throw new InvalidOptionsError(field, expected, value, context);
-  }
+  validateOptions(CHECKS, options, context);
   const merged = { ...WRITE_COORDINATOR_DEFAULTS, ...withoutUndefined(options) };
   const result = Object.freeze({
     ...merged,
@@ -411,8 +391,35 @@ export const OPTION_CHECKS = Object.freeze({
 });
 
 /**
+ * @internal Validates an options object against its table: an object (unless `prefix` names a
+ * field already checked to be one), no field missing from `checks` (typos fail loudly), every
+ * defined field accepted by its check. Errors name the field (`prefix` + name), the expectation
+ * and the received value, with `context`. The module options, `walCheckpoint` and the
+ * observability entries' options all go through it.
+ * @throws {InvalidOptionsError}
+ */
+export function validateOptions<K extends string>(
+  checks: Record<K, OptionCheck>,
+  options: unknown,
+  context: string,
+  prefix = '',
+): asserts options is Partial<Record<K, unknown>> {
+  if (prefix === '' && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+    throw new InvalidOptionsError('options', 'an object', options, context);
+  }
+  for (const [field, value] of Object.entries(options as object)) {
+    const check = (checks as Record<string, OptionCheck | undefined>)[field];
+    const expected = check
+      ? value !== undefined && check(value)
+      : `one of the known options (${Object.keys(checks).join(', ')})`;
+    if (expected) throw new InvalidOptionsError(prefix + field, expected, value, context);
+  }
+}
+
+/**
  * @internal Validates the defined fields of `values` against `checks`, with the module options'
- * messages (field, expectation, value, prefixed by `context`).
+ * messages (field, expectation, value, prefixed by `context`); fields without a check are let
+ * through (see {@link validateOptions} to refuse them).
  * @throws {InvalidOptionsError}
  */
 export function validateFields<K extends string>(

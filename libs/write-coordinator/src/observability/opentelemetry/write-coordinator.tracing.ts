@@ -15,7 +15,8 @@ import {
   trustInstrumentation,
 } from '../../core/instrumentation';
 import type { JobEnding, JobInfo } from '../../queue/queue.types';
-import { InvalidOptionsError, WriteCoordinatorError } from '../../errors';
+import { OptionCheck, validateOptions } from '../../core/coordinator-options';
+import type { WriteCoordinatorError } from '../../errors';
 import { codeOf } from '../error-code';
 import { ATTR, JOB_SPAN, OUTCOME, TRACER_NAME } from './tracing.constants';
 
@@ -28,6 +29,11 @@ export interface WriteCoordinatorTracingOptions {
    */
   tracerProvider?: TracerProvider;
 }
+
+const CHECKS: Record<keyof WriteCoordinatorTracingOptions, OptionCheck> = {
+  tracerProvider: (v) =>
+    typeof (v as TracerProvider | null)?.getTracer === 'function' ? undefined : 'an OpenTelemetry TracerProvider',
+};
 
 const START = { kind: SpanKind.INTERNAL } as const;
 /** What the API's global proxy delegates to while no SDK is registered. */
@@ -53,18 +59,8 @@ export class WriteCoordinatorTracing implements CoordinatorInstrumentation {
   private readonly tracerProvider: TracerProvider | undefined;
 
   constructor(options: WriteCoordinatorTracingOptions = {}) {
-    const context = 'WriteCoordinatorTracing';
-    if (typeof options !== 'object' || options === null) {
-      throw new InvalidOptionsError('options', 'an object', options, context);
-    }
-    const { tracerProvider, ...unknown } = options;
-    for (const [field, value] of Object.entries(unknown)) {
-      throw new InvalidOptionsError(field, 'one of the known options (tracerProvider)', value, context);
-    }
-    if (tracerProvider !== undefined && typeof (tracerProvider as TracerProvider | null)?.getTracer !== 'function') {
-      throw new InvalidOptionsError('tracerProvider', 'an OpenTelemetry TracerProvider', tracerProvider, context);
-    }
-    this.tracerProvider = tracerProvider;
+    validateOptions(CHECKS, options, 'WriteCoordinatorTracing');
+    this.tracerProvider = options.tracerProvider;
     trustInstrumentation(this);
   }
 

@@ -5,7 +5,7 @@ import {
   InstrumentedCoordinator,
   trustInstrumentation,
 } from '../../core/instrumentation';
-import { InvalidOptionsError } from '../../errors';
+import { OptionCheck, validateOptions } from '../../core/coordinator-options';
 import { metricSetOf, PrometheusMetricSet } from './prometheus-metric-set';
 
 /** Options of {@link WriteCoordinatorPrometheus}; every field is optional. */
@@ -24,6 +24,12 @@ export interface WriteCoordinatorPrometheusOptions {
 }
 
 const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+const CHECKS: Record<keyof WriteCoordinatorPrometheusOptions, OptionCheck> = {
+  registry: (v) =>
+    typeof (v as Partial<Registry> | null)?.registerMetric === 'function' ? undefined : 'a prom-client Registry',
+  prefix: (v) => (typeof v === 'string' && METRIC_PREFIX.test(v) ? undefined : `a string matching ${METRIC_PREFIX}`),
+};
 
 /**
  * Prometheus metrics of the write coordinator, on a prom-client registry: counters of accepted,
@@ -49,19 +55,8 @@ export class WriteCoordinatorPrometheus implements CoordinatorInstrumentation {
   private readonly prefix: string;
 
   constructor(options: WriteCoordinatorPrometheusOptions = {}) {
-    const context = 'WriteCoordinatorPrometheus';
-    if (typeof options !== 'object' || options === null) {
-      throw new InvalidOptionsError('options', 'an object', options, context);
-    }
-    const { registry = register, prefix = 'write_coordinator_', ...unknown } = options;
-    for (const [field, value] of Object.entries(unknown)) {
-      throw new InvalidOptionsError(field, 'one of the known options (registry, prefix)', value, context);
-    }
-    const isRegistry = typeof (registry as Partial<Registry> | null)?.registerMetric === 'function';
-    if (!isRegistry) throw new InvalidOptionsError('registry', 'a prom-client Registry', registry, context);
-    if (typeof prefix !== 'string' || !METRIC_PREFIX.test(prefix)) {
-      throw new InvalidOptionsError('prefix', `a string matching ${METRIC_PREFIX}`, prefix, context);
-    }
+    validateOptions(CHECKS, options, 'WriteCoordinatorPrometheus');
+    const { registry = register, prefix = 'write_coordinator_' } = options;
     this.registry = registry;
     this.prefix = prefix;
     trustInstrumentation(this);
