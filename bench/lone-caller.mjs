@@ -9,11 +9,11 @@
 // Usage: npm run bench:lone [-- --rounds 5] [--callers 1] [--sync FULL,NORMAL] [--root <repo>]
 //   --root: the repository whose build (dist/) to measure, e.g. a worktree of an older commit
 //   (`git worktree add /tmp/old <commit> && cd /tmp/old && ln -s $PWD/node_modules . && npx nest build`).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
+import { freshFiles, integerFlag, openRows } from './rows.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -23,12 +23,8 @@ const { values: args } = parseArgs({
     root: { type: 'string', default: '.' },
   },
 });
-const rounds = Number(args.rounds);
-const callers = Number(args.callers);
-if (!Number.isInteger(rounds) || rounds < 1)
-  throw new Error(`--rounds must be a positive integer (received '${args.rounds}')`);
-if (!Number.isInteger(callers) || callers < 1)
-  throw new Error(`--callers must be a positive integer (received '${args.callers}')`);
+const rounds = integerFlag('rounds', args.rounds);
+const callers = integerFlag('callers', args.callers);
 const levels = args.sync.split(',');
 for (const level of levels) {
   if (!['OFF', 'NORMAL', 'FULL'].includes(level))
@@ -37,21 +33,15 @@ for (const level of levels) {
 
 const root = resolve(args.root);
 const require = createRequire(join(root, 'package.json'));
-const { DataSource, EntitySchema } = require('typeorm');
+const typeorm = require('typeorm');
 const { Coordinator, WRITE_COORDINATOR_DEFAULTS } = require(
   join(root, 'dist/libs/write-coordinator/src/core/index.js'),
 );
 /** A build from before `batchYield` refuses the option: it gets one coordinator contender. */
 const knowsBatchYield = 'batchYield' in WRITE_COORDINATOR_DEFAULTS;
 
-const Row = new EntitySchema({
-  name: 'Row',
-  tableName: 'rows',
-  columns: { id: { type: 'integer', primary: true, generated: true }, v: { type: 'integer' } },
-});
 const silent = { log() {}, warn() {}, error() {} };
-const dir = mkdtempSync(join(tmpdir(), 'wc-lone-'));
-let files = 0;
+const { dir, next: freshFile } = freshFiles('wc-lone-');
 
 const BASELINE = callers === 1 ? 'plain loop (dataSource.transaction)' : 'FIFO around dataSource.transaction';
 const CONTENDERS = knowsBatchYield
@@ -59,13 +49,7 @@ const CONTENDERS = knowsBatchYield
   : [BASELINE, 'coordinator (a build without batchYield)'];
 
 async function measure(contender, sync) {
-  const dataSource = await new DataSource({
-    type: 'better-sqlite3',
-    database: join(dir, `run-${files++}.db`),
-    entities: [Row],
-    synchronize: true,
-    enableWAL: true,
-  }).initialize();
+  const dataSource = await openRows(freshFile(), {}, typeorm);
   let coordinator;
   let job;
   if (contender.startsWith('coordinator')) {

@@ -9,15 +9,14 @@
 // process CPU time per job and SQL statements executed per job (bench/statement-counter.mjs).
 // Medians over rounds. Not a test: it prints figures, it asserts nothing.
 // Usage: npm run bench [-- --quick] [--json <file>] [--rounds N]
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Mutex } from 'async-mutex';
 import Database from 'better-sqlite3';
 import PQueue from 'p-queue';
-import { DataSource, EntitySchema } from 'typeorm';
 import library from '../dist/libs/write-coordinator/src/core/index.js';
+import { freshFiles, openRows, rowSchema } from './rows.mjs';
 import { silentObserver } from './silent-observer.mjs';
 import { recordCommittedBatches, statementsExecuted } from './statement-counter.mjs';
 
@@ -38,24 +37,12 @@ const SYNCS = ['FULL', 'NORMAL'];
 const NOOP_JOBS = QUICK ? 50_000 : 200_000;
 const MEMORY_JOBS = QUICK ? 20_000 : 200_000;
 
-const Row = new EntitySchema({
-  name: 'Row',
-  tableName: 'rows',
-  columns: { id: { type: 'integer', primary: true, generated: true }, v: { type: 'integer' } },
-});
+const Row = rowSchema();
 const INSERT = 'INSERT INTO rows (v) VALUES (?)';
-const dir = mkdtempSync(join(tmpdir(), 'wc-bench-suite-'));
-let files = 0;
-const freshFile = () => join(dir, `db-${files++}.sqlite`);
+const { dir, next: freshFile } = freshFiles('wc-bench-suite-');
 
 async function openDataSource(sync) {
-  const ds = await new DataSource({
-    type: 'better-sqlite3',
-    database: freshFile(),
-    entities: [Row],
-    synchronize: true,
-    enableWAL: true,
-  }).initialize();
+  const ds = await openRows(freshFile());
   ds.driver.databaseConnection.pragma(`synchronous = ${sync}`);
   return ds;
 }

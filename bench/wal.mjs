@@ -7,14 +7,12 @@
 // The -wal file is sampled after every COMMIT of the writing connection (better-sqlite3's
 // `verbose` hook: the statement after a COMMIT triggers a stat), the same way for both.
 // Usage: npm run bench:wal [-- --jobs 1000000 --max-wal-bytes 16777216 --synchronous FULL --rounds 1]
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { URL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { DataSource, EntitySchema } from 'typeorm';
 import library from '../dist/libs/write-coordinator/src/core/index.js';
+import { freshFiles, integerFlag, openRows, rowSchema } from './rows.mjs';
 
 const { Coordinator } = library;
 const { values } = parseArgs({
@@ -27,21 +25,15 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '1' },
   },
 });
-const JOBS = Number(values.jobs);
-const CALLERS = Number(values.callers);
-const READERS = Number(values.readers);
-const LIMIT = Number(values['max-wal-bytes']);
+const JOBS = integerFlag('jobs', values.jobs);
+const CALLERS = integerFlag('callers', values.callers);
+const READERS = integerFlag('readers', values.readers, 0);
+const LIMIT = integerFlag('max-wal-bytes', values['max-wal-bytes']);
 const SYNCHRONOUS = values.synchronous;
-const ROUNDS = Number(values.rounds);
+const ROUNDS = integerFlag('rounds', values.rounds);
 
-const Row = new EntitySchema({
-  name: 'Row',
-  tableName: 'rows',
-  columns: { id: { type: 'integer', primary: true, generated: true }, v: { type: 'integer' } },
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'wc-bench-wal-'));
-let files = 0;
+const Row = rowSchema();
+const { dir, next: freshFile } = freshFiles('wc-bench-wal-');
 const mib = (bytes) => (bytes / 1024 / 1024).toFixed(1);
 
 /** Starts the reader threads on `database`; `stop()` resolves with their total reads. */
@@ -63,7 +55,7 @@ function startReaders(database) {
 
 /** One run: fresh file, readers, CALLERS callers sending JOBS one-row jobs in total. */
 async function run(name, walCheckpoint) {
-  const database = join(dir, `db-${files++}.sqlite`);
+  const database = freshFile();
   let afterCommit = false;
   let peak = 0;
   let commits = 0;
@@ -71,18 +63,13 @@ async function run(name, walCheckpoint) {
     const bytes = statSync(`${database}-wal`, { throwIfNoEntry: false })?.size ?? 0;
     if (bytes > peak) peak = bytes;
   };
-  const ds = await new DataSource({
-    type: 'better-sqlite3',
-    database,
-    entities: [Row],
-    synchronize: true,
-    enableWAL: true,
+  const ds = await openRows(database, {
     verbose: (sql) => {
       if (afterCommit) sample();
       afterCommit = sql === 'COMMIT';
       if (afterCommit) commits++;
     },
-  }).initialize();
+  });
   const coordinator = new Coordinator({ synchronous: SYNCHRONOUS, walCheckpoint });
   await coordinator.attach(ds);
   const readers = startReaders(database);

@@ -6,38 +6,24 @@
 //   2. reads outside any job: plain DataSource (shared connection) vs the coordinator's read connection;
 //   3. one-row inserts outside any job, one after another: plain autocommit vs a transparent job each.
 // Usage: npm run bench:write-paths [-- --ops 5000 --rounds 5]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DataSource, EntitySchema } from 'typeorm';
 import library from '../dist/libs/write-coordinator/src/core/index.js';
+import { freshFiles, integerFlag, openRows, rowSchema } from './rows.mjs';
 
 const { Coordinator } = library;
 const { values } = parseArgs({
   options: { ops: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '5' } },
 });
-const OPS = Number(values.ops);
-const ROUNDS = Number(values.rounds);
+const OPS = integerFlag('ops', values.ops);
+const ROUNDS = integerFlag('rounds', values.rounds);
 
-const Row = new EntitySchema({
-  name: 'Row',
-  tableName: 'rows',
-  columns: { id: { type: 'integer', primary: true, generated: true }, v: { type: 'integer' } },
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'wc-bench-'));
-let files = 0;
+const Row = rowSchema();
+const { dir, next: freshFile } = freshFiles('wc-bench-');
 
 /** A fresh DataSource on a new WAL file, with or without a coordinator attached. */
 async function open(coordinated) {
-  const ds = await new DataSource({
-    type: 'better-sqlite3',
-    database: join(dir, `db-${files++}.sqlite`),
-    entities: [Row],
-    synchronize: true,
-    enableWAL: true,
-  }).initialize();
+  const ds = await openRows(freshFile());
   ds.driver.databaseConnection.pragma('synchronous = FULL');
   if (!coordinated) return { ds, close: () => ds.destroy() };
   const coordinator = new Coordinator();
