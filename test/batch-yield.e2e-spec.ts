@@ -93,6 +93,23 @@ describe('group commit with jobs arriving from separate macrotasks (batchYield)'
     expect(committedKeys(tmp.file('test.db')).sort()).toEqual(['warm-up', ...acknowledged].sort());
   });
 
+  it('yields at most twice per batch when jobs trickle in one per turn of the event loop', async () => {
+    const coordinator = await boot('always', false);
+    // Each arrival schedules the next one for the following turn: every yield brings exactly one job.
+    const acknowledged = await new Promise<Array<Promise<string>>>((resolve) => {
+      const started: Array<Promise<string>> = [];
+      const arrive = (i: number) => {
+        started.push(coordinator.run(async (m) => (await m.insert(Item, { key: `t${i}`, job: 0, step: 1 }), `t${i}`)));
+        if (i < 11) setImmediate(() => arrive(i + 1));
+        else resolve(started);
+      };
+      setImmediate(() => arrive(0));
+    }).then((jobs) => Promise.all(jobs));
+    // A leader and the two jobs its two yields brought, four times over.
+    expect(coordinator.metrics().batches).toMatchObject({ jobs: 12, committed: 4, largest: 3 });
+    expect(committedKeys(tmp.file('test.db')).sort()).toEqual([...acknowledged].sort());
+  });
+
   it('commits each job alone with batchYield "never": the pattern the yield exists for', async () => {
     const coordinator = await boot('never', true);
     await coordinator.run((m) => m.insert(Item, { key: 'warm-up', job: 0, step: 1 }));
