@@ -25,6 +25,7 @@ const EXPECTED: Record<WriteErrorCode, { status: number; retryAfter: boolean }> 
   COORDINATOR_NOT_READY: { status: 503, retryAfter: true },
   BUSY: { status: 503, retryAfter: true },
   CANCELLED: { status: 503, retryAfter: true },
+  UNAVAILABLE: { status: 503, retryAfter: true },
   TIMEOUT: { status: 504, retryAfter: false },
   CONFLICT: { status: 409, retryAfter: false },
   INVALID_PARAMS: { status: 400, retryAfter: false },

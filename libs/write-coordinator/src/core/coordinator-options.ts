@@ -7,8 +7,10 @@ import type { CoordinatorInstrumentation } from './instrumentation';
 import type { SynchronousLevel } from '../sqlite/sqlite-pragmas';
 import type { OutsideWriteMode } from '../typeorm/write-router';
 import { ResolvedWalCheckpoint, WAL_CHECKPOINT_DEFAULTS, WalCheckpointOptions } from '../sqlite/wal-checkpoint.options';
+import { CLUSTER_DEFAULTS, ClusterOptions, ResolvedClusterOptions } from '../cluster/cluster.options';
 
 export type { WalCheckpointOptions } from '../sqlite/wal-checkpoint.options';
+export type { ClusterOptions, ClusterRoleOption } from '../cluster/cluster.options';
 export type { SynchronousLevel } from '../sqlite/sqlite-pragmas';
 export type { OutsideWriteMode } from '../typeorm/write-router';
 
@@ -183,6 +185,13 @@ export interface WriteCoordinatorOptions {
    * @default [] (none: no per-job cost)
    */
   instrumentation?: readonly CoordinatorInstrumentation[];
+  /**
+   * Several processes on one database file: one elected primary runs the writes, the others
+   * forward `submit()` and `@SerializedWrite({ forward: true })` calls to it (see docs/cluster.md).
+   * Absent: every process writes through its own coordinator, meeting the others at SQLite's lock.
+   * @default undefined (off)
+   */
+  cluster?: ClusterOptions;
 }
 
 /** When a group-commit batch lets the event loop run before its COMMIT (see `batchYield`). */
@@ -213,6 +222,7 @@ export interface ResolvedWriteCoordinatorOptions {
   readonly batchYield: BatchYield;
   readonly walCheckpoint: ResolvedWalCheckpoint | false;
   readonly instrumentation: readonly CoordinatorInstrumentation[];
+  readonly cluster: ResolvedClusterOptions | undefined;
 }
 
 /** The default value of every option. */
@@ -240,6 +250,7 @@ export const WRITE_COORDINATOR_DEFAULTS = Object.freeze({
   batchYield: 'auto',
   walCheckpoint: WAL_CHECKPOINT_DEFAULTS,
   instrumentation: [],
+  cluster: undefined,
 } as const satisfies ResolvedWriteCoordinatorOptions);
 
 type Check = (value: unknown) => string | undefined;
@@ -312,7 +323,38 @@ const CHECKS: Record<keyof WriteCoordinatorOptions, Check> = {
     Array.isArray(v) && v.every((i) => typeof (i as CoordinatorInstrumentation | null)?.instrument === 'function')
       ? undefined
       : 'an array of instrumentations (objects with an instrument(coordinator) method)',
+  cluster: (v) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? undefined
+      : 'an object { role?, socketPath?, secret?, … } (absent: no cluster)',
 };
+
+/** The fields of `cluster`, checked and named as `cluster.<field>`. */
+const CLUSTER_CHECKS: Record<keyof ClusterOptions, Check> = {
+  role: oneOf('auto', 'primary', 'secondary'),
+  socketPath: nonEmptyString,
+  lockPath: nonEmptyString,
+  secret: nonEmptyString,
+  heartbeatMs: positiveFinite,
+  retryMs: positiveFinite,
+  forwardTimeoutMs: positiveFinite,
+  dedupeWindowMs: positiveFinite,
+  pruneIntervalMs: positiveFinite,
+  handshakeTimeoutMs: positiveFinite,
+  requestsTable: (v) =>
+    typeof v === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(v)
+      ? undefined
+      : 'a table name (letters, digits and _, not starting with a digit)',
+};
+
+/** Validates the fields of a `cluster` object and fills in its defaults. */
+function resolveCluster(value: ClusterOptions | undefined, context: string): ResolvedClusterOptions | undefined {
+  if (value === undefined || resolved.has(value)) return value as ResolvedClusterOptions | undefined;
+  validateOptions(CLUSTER_CHECKS, value, context, 'cluster.');
+  const result = Object.freeze({ ...CLUSTER_DEFAULTS, ...withoutUndefined(value) });
+  resolved.add(result);
+  return result;
+}
 
 /** The fields of `walCheckpoint`, checked and named as `walCheckpoint.<field>`. */
 const WAL_CHECKS: Record<keyof WalCheckpointOptions, Check> = {
@@ -349,6 +391,7 @@ export function resolveWriteCoordinatorOptions(
     ...merged,
     queueSize: merged.queueSize <= 0 ? WRITE_COORDINATOR_DEFAULTS.queueSize : merged.queueSize,
     walCheckpoint: resolveWalCheckpoint(merged.walCheckpoint, context),
+    cluster: resolveCluster(merged.cluster, context),
   });
   resolved.add(result);
   return result;

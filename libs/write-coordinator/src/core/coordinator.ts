@@ -1,7 +1,19 @@
-import type { DataSource } from 'typeorm';
+import { randomUUID } from 'node:crypto';
+import * as path from 'node:path';
+import type { DataSource, EntityManager } from 'typeorm';
+import { ClusterMetrics, ClusterNode, ClusterObserver } from '../cluster/cluster-node';
+import { ForwardableFn, ForwardedWrites } from '../cluster/forwarded-writes';
+import type { ForwardedCall } from '../cluster/protocol';
 import type { ChangePublisher, WriteChange, WriteRequestMeta } from '../changes/write-change';
 import { topicOf } from '../changes/change-topics';
-import { CoordinatorNotReadyError, InvalidOptionsError, InvalidParamsError, WriteCoordinatorError } from '../errors';
+import {
+  CoordinatorNotReadyError,
+  DrainingError,
+  InvalidOptionsError,
+  InvalidParamsError,
+  ShutdownError,
+  WriteCoordinatorError,
+} from '../errors';
 import type {
   EnqueueOptions,
   JobContext,
@@ -16,7 +28,7 @@ import { noWalMetrics, WalCheckpointPolicy, WalMetrics } from '../sqlite/wal-che
 import { WriteHandlerFn, WriteHandlerRegistry } from '../submit/write-handler.registry';
 import { requestProblem } from '../submit/write-request.validation';
 import { TransactionScope } from '../transaction/transaction-scope';
-import type { WriteWork } from '../transaction/write-job';
+import type { WriteJob, WriteWork } from '../transaction/write-job';
 import type { WriterConnection } from '../transaction/writer-connection';
 import { attachToDataSource, DataSourceAttachment } from '../typeorm/data-source-attachment';
 import { BatchMetrics, BatchStats } from './batch-stats';
@@ -63,6 +75,12 @@ export interface CoordinatorMetrics extends QueueMetrics {
   batches: BatchMetrics;
   /** The `-wal` file's size and the coordinator's checkpoints (`walCheckpoint` option). */
   wal: WalMetrics;
+  /**
+   * This process's place in its cluster (`cluster` option): role, primary, peers, forwarded
+   * requests. Absent without the option. The queue counters above count this process's own jobs
+   * (on the primary, forwarded requests included; on a secondary, its local `run()` jobs only).
+   */
+  cluster?: ClusterMetrics;
 }
 
 /** Where a {@link Coordinator} reports what needs a human: the Nest face passes its `Logger`. */
@@ -80,7 +98,12 @@ export interface CoordinatorHooks {
   publisher?: ChangePublisher;
   /** Warnings and errors. @default the console, prefixed with the coordinator's name */
   log?: CoordinatorLog;
+  /** Told of role changes, a lost primary and missed changes (`cluster` option). */
+  cluster?: ClusterObserver;
 }
+
+/** Extra frame bytes around a forwarded payload: a change carries params and result, plus names. */
+const FRAME_ENVELOPE_BYTES = 64 * 1024;
 
 /** How long a running job may overrun the grace at shutdown before its caller gets `SHUTDOWN`. */
 const OVERRUN_MS = 1_000;
@@ -112,6 +135,11 @@ export class Coordinator {
   private attachment: DataSourceAttachment | undefined;
   /** Set by {@link attach}: checkpoints after commits, when idle, and between jobs past the WAL limit. */
   private wal: WalCheckpointPolicy | undefined;
+  /** The `cluster` option's machinery: forwarded writes run here exactly once, and this process's membership. */
+  private readonly forwarded: ForwardedWrites;
+  private readonly clusterObserver: ClusterObserver;
+  /** Set by {@link attach} with the `cluster` option. */
+  private cluster: ClusterNode | undefined;
 
   /**
    * Options the Nest face reads and a plain coordinator ignores: `dataSource` (give it to
@@ -159,6 +187,17 @@ export class Coordinator {
       },
     );
     this.publisher = this.options.publisher ?? hooks.publisher;
+    this.clusterObserver = hooks.cluster ?? {};
+    this.forwarded = new ForwardedWrites({
+      log: this.log,
+      maxPayloadBytes: this.options.maxPayloadBytes,
+      requestsTable: this.options.cluster?.requestsTable ?? '_write_coordinator_requests',
+      handlers: this.handlers,
+      run: (work, options) => this.run(work, options),
+      refuse: (label, makeError) => this.queue.refuse(label, makeError),
+      invokeHandler: (method, params, meta, manager, job) => this.invokeHandler(method, params, meta, manager, job),
+      publish: (change) => this.publish(change),
+    });
   }
 
   /** Name of this coordinator. */
@@ -192,6 +231,7 @@ export class Coordinator {
    */
   async attach(dataSource: DataSource): Promise<void> {
     this.attachNow(dataSource);
+    await this.startCluster();
   }
 
   /**
@@ -244,25 +284,30 @@ export class Coordinator {
       const { detail, cause } = refused;
       return this.queue.refuse(labelOf(options) ?? method, (job) => new InvalidParamsError(detail, { ...job, cause }));
     }
-    return this.run(
-      (manager, job) =>
-        this.handlers.invoke(method, params, manager, job, this.options.maxPayloadBytes, (result) => {
-          if (!this.wantsChanges()) return;
-          this.scope.afterCommit(() =>
-            this.publish({
-              kind: 'request',
-              coordinator: this.name,
-              jobId: job.jobId,
-              method,
-              topic: topicOf(method, this.options.topics),
-              params,
-              result,
-              meta,
-            }),
-          );
-        }),
-      { ...options, label: options.label ?? method },
-    );
+    if (this.cluster && !this.scope.isInside) {
+      const call: ForwardedCall = { op: 'submit', method, ...(params === undefined ? {} : { params }) };
+      if (!this.cluster.isPrimary) return this.forward(call, meta, { ...options, label: options.label ?? method });
+      if (meta?.requestId !== undefined) return this.forward(call, meta, { ...options, label: options.label ?? method });
+    }
+    return this.run((manager, job) => this.invokeHandler(method, params, meta, manager, job), {
+      ...options,
+      label: options.label ?? method,
+    });
+  }
+
+  /**
+   * @internal What `@SerializedWrite({ forward: true })` calls: on a secondary of a cluster, outside
+   * any job, `args` go to the primary, which runs the method registered under `name` (exactly once
+   * per request id); everywhere else `local` runs as one job, like `run()`.
+   */
+  callForwardable(name: string, args: unknown[], local: () => unknown, options: WriteOptions): Promise<unknown> {
+    if (!this.cluster || this.cluster.isPrimary || this.scope.isInside) return this.run(local, options);
+    return this.forward({ op: 'call', name, args: JSON.parse(JSON.stringify(args)) as unknown[] }, undefined, options);
+  }
+
+  /** @internal Registers a `@SerializedWrite({ forward: true })` method; called by the explorer at bootstrap. */
+  registerForwardable(name: string, fn: ForwardableFn, origin: string): void {
+    this.forwarded.register(name, fn, origin);
   }
 
   /**
@@ -291,6 +336,7 @@ export class Coordinator {
       storage: this.storage.status(),
       batches: this.batches.snapshot(),
       wal: this.wal?.metrics() ?? noWalMetrics(this.options.walCheckpoint),
+      ...(this.cluster ? { cluster: this.cluster.metrics() } : {}),
     };
   }
 
@@ -350,16 +396,37 @@ export class Coordinator {
         'Coordinator.attach()',
       );
     }
+    const databaseFile = this.options.cluster && databaseFileOf(dataSource);
     this.attachment = attachToDataSource(
       dataSource,
       this.options,
       this.scope,
       (label, run, batchable) => this.enqueue({ label, batchable }, (ctx) => run(ctx)),
-      this.publisher && { publish: (change) => this.publish(change), wants: () => this.wantsChanges() },
+      (this.publisher || this.options.cluster) && {
+        publish: (change) => this.publish(change),
+        wants: () => this.wantsChanges(),
+      },
       (message) => this.log.warn(message),
     );
     const { connection } = this.attachment.writer;
     this.wal = new WalCheckpointPolicy(connection, this.options.walCheckpoint, this.queue, (m) => this.log.warn(m));
+    if (this.options.cluster && databaseFile) {
+      this.cluster = new ClusterNode(
+        this.options.cluster,
+        databaseFile,
+        2 * this.options.maxPayloadBytes + FRAME_ENVELOPE_BYTES,
+        this.forwarded,
+        this.clusterObserver,
+      );
+    }
+  }
+
+  /**
+   * Joins the cluster (`cluster` option): takes the primary lock or connects to its holder. Called
+   * once handlers are registered (their names are part of the handshake).
+   */
+  protected async startCluster(): Promise<void> {
+    await this.cluster?.start();
   }
 
   /**
@@ -367,6 +434,16 @@ export class Coordinator {
    * caller answered with `SHUTDOWN` (no caller is ever left pending). Logs one line per outcome.
    */
   protected async stop(graceMs: number, what = 'shutdownGraceMs'): Promise<void> {
+    // A secondary's forwarded requests finish meanwhile; the primary leaves once its queue is done.
+    const secondary = this.cluster && !this.cluster.isPrimary ? this.cluster.stop(graceMs) : undefined;
+    try {
+      await this.stopQueue(graceMs, what);
+    } finally {
+      await (secondary ?? this.cluster?.stop(0));
+    }
+  }
+
+  private async stopQueue(graceMs: number, what: string): Promise<void> {
     const startedAt = performance.now();
     const { queueDepth: queuedAtStart, running: runningAtStart } = this.queue.metrics();
     if (await settlesWithin(this.drain(), graceMs)) {
@@ -402,6 +479,54 @@ export class Coordinator {
     this.attachment?.detach();
   }
 
+  /** Runs a `submit()` handler in a job and publishes its request change after commit. */
+  private invokeHandler(
+    method: string,
+    params: unknown,
+    meta: WriteRequest['meta'],
+    manager: EntityManager,
+    job: WriteJob,
+  ): Promise<unknown> {
+    return this.handlers.invoke(method, params, manager, job, this.options.maxPayloadBytes, (result) => {
+      if (!this.wantsChanges()) return;
+      this.scope.afterCommit(() =>
+        this.publish({
+          kind: 'request',
+          coordinator: this.name,
+          jobId: job.jobId,
+          method,
+          topic: topicOf(method, this.options.topics),
+          params,
+          result,
+          meta,
+        }),
+      );
+    });
+  }
+
+  /** Sends a forwardable call through the cluster (to the primary, or here when this is it). */
+  private forward(call: ForwardedCall, meta: WriteRequest['meta'], options: WriteOptions): Promise<unknown> {
+    try {
+      validateCallOptions(options, 'WriteCoordinator.submit()');
+    } catch (error) {
+      return this.queue.refuse(labelOf(options), () => error as WriteCoordinatorError);
+    }
+    const state = this.queue.state;
+    if (state !== 'running') {
+      return this.queue.refuse(options.label, (job) =>
+        state === 'draining' ? new DrainingError('submit after drain() began', job) : new ShutdownError('submit after the coordinator stopped', job),
+      );
+    }
+    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? this.options.cluster!.forwardTimeoutMs;
+    const { requestId = randomUUID(), ...rest } = meta ?? {};
+    return this.cluster!.forward(call, requestId, {
+      deadline: performance.now() + timeoutMs,
+      signal: options.signal,
+      label: options.label,
+      ...(Object.keys(rest).length ? { meta: rest } : {}),
+    });
+  }
+
   /** Queues a job on the writer of the attached DataSource, or refuses it before {@link attach}. */
   private enqueue<T>(
     options: EnqueueOptions,
@@ -431,16 +556,33 @@ export class Coordinator {
 
   /** Whether a change built now would reach anyone (the default publisher: a `Change` listener). */
   private wantsChanges(): boolean {
-    return this.publisher !== undefined && (this.publisher.wants?.() ?? true);
+    return (
+      (this.publisher !== undefined && (this.publisher.wants?.() ?? true)) || (this.cluster?.wantsChanges ?? false)
+    );
   }
 
   private publish(change: WriteChange): void {
+    this.cluster?.fanOut(change);
     if (!this.publisher) return;
     const result = this.publisher.publish(change);
     if (result && typeof (result as Promise<void>).catch === 'function') {
       (result as Promise<void>).catch((error: unknown) => this.log.error('change publisher failed', error));
     }
   }
+}
+
+/** The database file of a better-sqlite3 DataSource (a cluster shares it, and keys its lock and socket on it). */
+function databaseFileOf(dataSource: DataSource): string {
+  const database = (dataSource.options as { database?: unknown }).database;
+  if (typeof database !== 'string' || database === '' || database === ':memory:') {
+    throw new InvalidOptionsError(
+      'cluster',
+      'a DataSource on a database file (processes share it)',
+      database,
+      'Coordinator.attach()',
+    );
+  }
+  return path.resolve(database);
 }
 
 /** The label of possibly invalid call options, for reporting a refusal. */

@@ -13,3 +13,4 @@ export * from './invalid-options.error';
 export * from './coordinator-not-ready.error';
 export * from './write-outside-job.error';
 export * from './transaction-control.error';
+export * from './unavailable.error';

@@ -15,7 +15,8 @@ export type WriteErrorCode =
   | 'INVALID_OPTIONS'
   | 'COORDINATOR_NOT_READY'
   | 'WRITE_OUTSIDE_JOB'
-  | 'TRANSACTION_CONTROL';
+  | 'TRANSACTION_CONTROL'
+  | 'UNAVAILABLE';
 
 /** Extra context attached to a {@link WriteCoordinatorError}. */
 export interface WriteCoordinatorErrorOptions {

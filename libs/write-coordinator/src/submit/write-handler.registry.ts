@@ -21,6 +21,11 @@ export class WriteHandlerRegistry {
     { fn: WriteHandlerFn; validate?: (params: unknown) => boolean; origin: string }
   >();
 
+  /** Names of the registered methods. */
+  names(): string[] {
+    return [...this.handlers.keys()];
+  }
+
   /** @throws {InvalidOptionsError} when the method already has a handler. */
   register(method: string, fn: WriteHandlerFn, origin: string, validate?: (params: unknown) => boolean): void {
     const existing = this.handlers.get(method);
@@ -81,7 +86,8 @@ export class WriteHandlerRegistry {
   }
 }
 
-function jsonCopy(value: unknown, maxBytes: number, ctx: { jobId: string; label: string }): unknown {
+/** @internal A JSON copy of a result, refused when it is not JSON or larger than `maxBytes`. */
+export function jsonCopy(value: unknown, maxBytes: number, ctx: { jobId: string; label: string }): unknown {
   if (value === undefined) return undefined;
   const size = jsonSize(value);
   if (typeof size === 'string') {
@@ -96,7 +102,8 @@ function jsonCopy(value: unknown, maxBytes: number, ctx: { jobId: string; label:
   return JSON.parse(JSON.stringify(value)) as unknown;
 }
 
-function toCodedError(error: unknown, ctx: { jobId: string; label: string }): WriteCoordinatorError {
+/** @internal A coded error for what a handler threw (SQLite constraint → `CONFLICT`, busy → `BUSY`). */
+export function toCodedError(error: unknown, ctx: { jobId: string; label: string }): WriteCoordinatorError {
   if (error instanceof WriteCoordinatorError) return error;
   const code = sqliteCode(error);
   const message = error instanceof Error ? error.message : String(error);

@@ -1,0 +1,150 @@
+import type { EntityManager } from 'typeorm';
+import type { WriteChange, WriteRequestMeta } from '../changes/write-change';
+import type { CoordinatorLog, WriteOptions } from '../core/coordinator';
+import { InvalidOptionsError, InvalidParamsError, MethodNotFoundError, WriteCoordinatorError } from '../errors';
+import type { JobInfo } from '../queue/queue.types';
+import { jsonCopy, toCodedError, WriteHandlerRegistry } from '../submit/write-handler.registry';
+import { requestProblem } from '../submit/write-request.validation';
+import type { WriteJob, WriteWork } from '../transaction/write-job';
+import type { ClusterHost } from './cluster-node';
+import type { ForwardedCall } from './protocol';
+import { fingerprintOf, RequestLog } from './request-log';
+
+/** A `@SerializedWrite({ forward: true })` method bound to its instance, called with JSON arguments. */
+export type ForwardableFn = (args: unknown[]) => unknown;
+
+/** What {@link ForwardedWrites} needs from its coordinator. */
+export interface ForwardedWritesDeps {
+  readonly log: CoordinatorLog;
+  readonly maxPayloadBytes: number;
+  readonly requestsTable: string;
+  readonly handlers: WriteHandlerRegistry;
+  run<T>(work: WriteWork<T>, options: WriteOptions): Promise<T>;
+  refuse(label: string | undefined, makeError: (job: JobInfo) => WriteCoordinatorError): Promise<never>;
+  /** Runs a `submit()` handler inside a job and publishes its request change after commit. */
+  invokeHandler(method: string, params: unknown, meta: WriteRequestMeta | undefined, manager: EntityManager, job: WriteJob): Promise<unknown>;
+  /** Re-emits a change of the primary on this process's publisher. */
+  publish(change: WriteChange): void;
+}
+
+/**
+ * @internal The coordinator's side of forwarding, as the primary sees it: runs a forwarded call
+ * (a `submit()` request or a forwardable method) exactly once per request id — the id's outcome is
+ * looked up, and recorded, inside the write's own transaction, and a copy arriving while the first
+ * still runs joins it — and keeps the registry of forwardable methods.
+ */
+export class ForwardedWrites implements ClusterHost {
+  private readonly forwardables = new Map<string, { fn: ForwardableFn; origin: string }>();
+  private readonly running = new Map<string, { fingerprint: string; outcome: Promise<unknown> }>();
+  private readonly requests: RequestLog;
+
+  constructor(private readonly deps: ForwardedWritesDeps) {
+    this.requests = new RequestLog(deps.requestsTable);
+  }
+
+  get log(): CoordinatorLog {
+    return this.deps.log;
+  }
+
+  /**
+   * Registers a forwardable method under its stable name.
+   * @throws {InvalidOptionsError} when the name is taken.
+   */
+  register(name: string, fn: ForwardableFn, origin: string): void {
+    const existing = this.forwardables.get(name);
+    if (existing) {
+      throw new InvalidOptionsError(
+        `@SerializedWrite({ forward: true, name: '${name}' })`,
+        `a name used once per coordinator (already on ${existing.origin})`,
+        origin,
+        'SerializedWrite',
+      );
+    }
+    this.forwardables.set(name, { fn, origin });
+  }
+
+  handlerNames(): string[] {
+    return [
+      ...this.deps.handlers.names().map((method) => `submit:${method}`),
+      ...[...this.forwardables.keys()].map((name) => `call:${name}`),
+    ].sort();
+  }
+
+  /**
+   * Runs `call` once per `requestId`: a request id already recorded answers with its recorded
+   * result (without running); one still running is joined; a reused id with another request is
+   * refused with `INVALID_PARAMS`. Malformed or refused params are refused before queueing.
+   */
+  execute(
+    call: ForwardedCall,
+    requestId: string,
+    options: { timeoutMs: number; signal: AbortSignal; label?: string; meta?: Omit<WriteRequestMeta, 'requestId'> },
+  ): Promise<unknown> {
+    const label = options.label ?? (call.op === 'submit' ? call.method : call.name);
+    const fingerprint = fingerprintOf(call);
+    const joined = this.running.get(requestId);
+    if (joined) {
+      if (joined.fingerprint === fingerprint) return joined.outcome;
+      return this.deps.refuse(label, (job) => reused(requestId, job));
+    }
+    let work: (manager: EntityManager, job: WriteJob) => Promise<unknown>;
+    if (call.op === 'submit') {
+      const problem = requestProblem({ method: call.method, params: call.params }, this.deps.maxPayloadBytes);
+      const refused = problem === undefined ? this.deps.handlers.refusal(call.method, call.params) : undefined;
+      if (problem !== undefined || refused !== undefined) {
+        return this.deps.refuse(label, (job) => new InvalidParamsError(problem ?? refused!.detail, { ...job, cause: refused?.cause }));
+      }
+      const meta = { ...options.meta, requestId };
+      work = (manager, job) => this.deps.invokeHandler(call.method, call.params, meta, manager, job);
+    } else {
+      work = (_manager, job) => this.invokeForwardable(call.name, call.args, job, label);
+    }
+    const outcome = this.deps.run(
+      async (manager, job) => {
+        const seen = this.requests.lookup(job, requestId);
+        if (seen) {
+          if (seen.fingerprint !== fingerprint) throw reused(requestId, { jobId: job.jobId, label });
+          return seen.result;
+        }
+        const result = await work(manager, job);
+        this.requests.record(job, requestId, fingerprint, result);
+        return result;
+      },
+      { timeoutMs: options.timeoutMs, signal: options.signal, label },
+    );
+    this.running.set(requestId, { fingerprint, outcome });
+    const forget = () => void this.running.delete(requestId);
+    outcome.then(forget, forget);
+    return outcome;
+  }
+
+  prepare(): Promise<void> {
+    return this.deps.run((_manager, job) => this.requests.ensure(job), { label: 'cluster: requests table' });
+  }
+
+  async prune(before: number): Promise<void> {
+    await this.deps.run((_manager, job) => this.requests.pruneBefore(job, before), { label: 'cluster: prune request ids' });
+  }
+
+  publishRemote(change: WriteChange): void {
+    this.deps.publish(change);
+  }
+
+  private async invokeForwardable(name: string, args: unknown[], job: WriteJob, label: string): Promise<unknown> {
+    const ctx = { jobId: job.jobId, label };
+    const entry = this.forwardables.get(name);
+    if (!entry) {
+      const known = [...this.forwardables.keys()].join(', ') || 'none';
+      throw new MethodNotFoundError(`no @SerializedWrite({ forward: true }) method is named '${name}' (known: ${known})`, ctx);
+    }
+    try {
+      return jsonCopy(await entry.fn(args), this.deps.maxPayloadBytes, ctx);
+    } catch (error) {
+      throw toCodedError(error, ctx);
+    }
+  }
+}
+
+function reused(requestId: string, job: { jobId?: string; label?: string }): InvalidParamsError {
+  return new InvalidParamsError(`request id '${requestId}' was already used for a different request; nothing was written`, job);
+}

@@ -1,0 +1,374 @@
+import type { WriteChange } from '../changes/write-change';
+import type { CoordinatorLog } from '../core/coordinator';
+import { CancelledError, TimeoutError, UnavailableError, WriteCoordinatorError } from '../errors';
+
+import { ForwardedCall, fromWireError, PROTOCOL_VERSION, RequestFrame, WelcomeFrame } from './protocol';
+import type { ClusterTransport, Frame, FrameChannel } from './transport';
+
+/** Codes with which a primary going away refuses a request it certainly did not run: resend elsewhere. */
+const STEPPING_DOWN = new Set(['DRAINING', 'SHUTDOWN', 'COORDINATOR_NOT_READY']);
+
+/** What the link reports to its cluster node. */
+export interface LinkEvents {
+  /** The channel to the primary closed (or the primary refused the handshake). */
+  lost(reason: string): void;
+  /** The primary answered nothing for three heartbeats. */
+  unresponsive(pid: number | undefined): void;
+  /** Changes were published that this process will never receive. */
+  missed(count: number, exact: boolean): void;
+  /** A change from the primary, in commit order. */
+  change(change: WriteChange): void;
+}
+
+/** A forwarded write waiting for its outcome. */
+interface Pending {
+  readonly id: number;
+  readonly requestId: string;
+  readonly call: ForwardedCall;
+  readonly label: string | undefined;
+  readonly meta: RequestFrame['meta'];
+  /** `performance.now()` at which the caller's deadline passes. */
+  readonly deadline: number;
+  /** The channel it was last sent on (undefined: waiting for a primary). */
+  channel: FrameChannel | undefined;
+  /** Ever sent: a primary may have applied it. */
+  sent: boolean;
+  /** The caller aborted it after it was sent: waiting for the primary's word (or the deadline). */
+  aborted: boolean;
+  settle(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void;
+}
+
+/**
+ * @internal A secondary's connection to the primary: handshake, forwarded requests (each sent
+ * again with the same request id on the next channel when one closes before answering, until the
+ * caller's deadline), heartbeats, and the stream of changes.
+ */
+export class PrimaryLink {
+  private channel: FrameChannel | undefined;
+  /** The primary refused new work on this channel (it is draining): wait for the next one. */
+  private steppingDown = false;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private lastFrameAt = 0;
+  private reportedUnresponsive = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** The primary's lifetime and the last change received from it. */
+  private epoch: string | undefined;
+  private seq = 0;
+  /** The previous primary said goodbye after its last change: nothing of it was missed. */
+  private cleanGoodbye = false;
+  private closed = false;
+  /** Process id of the primary this link is connected to. */
+  primaryPid: number | undefined;
+  /** Forwarded requests sent (first sends), and changes missed in all. */
+  forwarded = 0;
+  changesMissed = 0;
+  /** The last handshake refusal, quoted in `UNAVAILABLE` errors. */
+  private refusal: string | undefined;
+
+  constructor(
+    private readonly transport: ClusterTransport,
+    private readonly settings: {
+      secret: string | undefined;
+      heartbeatMs: number;
+      handshakeTimeoutMs: number;
+      handlerNames: () => string[];
+    },
+    private readonly events: LinkEvents,
+    private readonly log: CoordinatorLog,
+  ) {}
+
+  /** True while a channel to a primary is open and past its handshake. */
+  get connected(): boolean {
+    return this.channel !== undefined && !this.channel.closed;
+  }
+
+  /** False once the primary answered nothing for three heartbeats (until it answers again). */
+  get responsive(): boolean {
+    return !this.reportedUnresponsive;
+  }
+
+  /** Forwarded requests not answered yet. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * One attempt to connect and pass the handshake; resolves true when connected. On success every
+   * request waiting for a primary is sent (again, with its request id) in the order it was made.
+   */
+  async connect(): Promise<boolean> {
+    if (this.closed || this.connected) return this.connected;
+    let channel: FrameChannel;
+    try {
+      channel = await this.transport.connect(this.settings.handshakeTimeoutMs);
+    } catch {
+      return false;
+    }
+    if (this.closed) {
+      channel.close();
+      return false;
+    }
+    const welcome = await this.handshake(channel);
+    if (!welcome) return false;
+    this.adopt(channel, welcome);
+    return true;
+  }
+
+  /**
+   * Sends a write to the primary and resolves with its outcome. Waits for a primary while there is
+   * none, resends on the next one when a channel closes first, until `deadline`: then `UNAVAILABLE`
+   * if it was never sent (certainly not written), `TIMEOUT` if it was (maybe written; retrying with
+   * the same request id is safe).
+   */
+  forward(
+    call: ForwardedCall,
+    requestId: string,
+    options: { deadline: number; signal?: AbortSignal; label?: string; meta?: RequestFrame['meta'] },
+  ): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      const context = { label: options.label };
+      const onAbort = () => {
+        if (!entry.sent)
+          return entry.settle({
+            ok: false,
+            error: new CancelledError('aborted before it was sent to the primary', context),
+          });
+        entry.aborted = true;
+        entry.channel?.send({ type: 'cancel', id });
+      };
+      const timer = setTimeout(
+        () => {
+          if (!entry.sent) {
+            const why = this.refusal ?? 'no primary accepted it before its deadline';
+            return entry.settle({ ok: false, error: new UnavailableError(why, context) });
+          }
+          const error = new TimeoutError(
+            `no answer from the primary before the deadline; it may have been written (request id ${requestId}: ` +
+              `sending it again with the same meta.requestId is safe)`,
+            context,
+          );
+          entry.settle({ ok: false, error: maybeWritten(error) });
+        },
+        Math.max(0, options.deadline - performance.now()),
+      );
+      const entry: Pending = {
+        id,
+        requestId,
+        call,
+        label: options.label,
+        meta: options.meta,
+        deadline: options.deadline,
+        channel: undefined,
+        sent: false,
+        aborted: false,
+        settle: (outcome) => {
+          if (!this.pending.delete(id)) return;
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+          if (outcome.ok) resolve(outcome.value);
+          else reject(outcome.error);
+        },
+      };
+      this.pending.set(id, entry);
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.send(entry);
+    });
+  }
+
+  /**
+   * Closes the link for good. The requests still waiting are returned to the caller, who runs them
+   * elsewhere (a promoted node runs them itself, with the same request ids) and settles them.
+   */
+  close(): Array<{
+    call: ForwardedCall;
+    requestId: string;
+    label?: string;
+    meta?: RequestFrame['meta'];
+    deadline: number;
+    settle: Pending['settle'];
+  }> {
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    const channel = this.channel;
+    this.channel = undefined;
+    channel?.close();
+    return [...this.pending.values()];
+  }
+
+  private send(entry: Pending): void {
+    const channel = this.channel;
+    if (!channel || channel.closed || this.steppingDown || entry.aborted) return;
+    const frame: RequestFrame = {
+      type: 'request',
+      id: entry.id,
+      requestId: entry.requestId,
+      call: entry.call,
+      timeoutMs: Math.max(1, Math.round(entry.deadline - performance.now())),
+      ...(entry.label === undefined ? {} : { label: entry.label }),
+      ...(entry.meta === undefined ? {} : { meta: entry.meta }),
+    };
+    try {
+      if (!channel.send(frame)) return;
+    } catch (error) {
+      return entry.settle({ ok: false, error });
+    }
+    if (!entry.sent) this.forwarded++;
+    entry.sent = true;
+    entry.channel = channel;
+  }
+
+  private handshake(channel: FrameChannel): Promise<WelcomeFrame | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(
+        () => done(undefined, 'no welcome within the handshake timeout'),
+        this.settings.handshakeTimeoutMs,
+      );
+      const done = (welcome: WelcomeFrame | undefined, refusal?: string) => {
+        clearTimeout(timer);
+        if (!welcome) {
+          if (refusal) {
+            if (refusal !== this.refusal) this.log.error(`cluster: the primary refused this process: ${refusal}`);
+            this.refusal = `the primary refused the handshake: ${refusal}`;
+          }
+          channel.close();
+        }
+        resolve(welcome);
+      };
+      channel.onClose((error) => done(undefined, error ? error.message : undefined));
+      channel.onFrame((frame) => {
+        if (this.channel === channel) return this.receive(frame);
+        if (frame.type === 'welcome' && typeof frame.epoch === 'string' && Number.isSafeInteger(frame.seq)) {
+          return done(frame as WelcomeFrame);
+        }
+        done(
+          undefined,
+          frame.type === 'error' ? `${String(frame.code)}: ${String(frame.message)}` : `unexpected '${frame.type}'`,
+        );
+      });
+      channel.send({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        pid: process.pid,
+        handlers: this.settings.handlerNames(),
+        ...(this.settings.secret === undefined ? {} : { secret: this.settings.secret }),
+      });
+    });
+  }
+
+  private adopt(channel: FrameChannel, welcome: WelcomeFrame): void {
+    this.channel = channel;
+    this.steppingDown = false;
+    this.refusal = undefined;
+    this.primaryPid = typeof welcome.pid === 'number' ? welcome.pid : undefined;
+    this.noteMissed(welcome);
+    this.lastFrameAt = performance.now();
+    this.reportedUnresponsive = false;
+    channel.onClose((error) => {
+      if (this.channel !== channel) return;
+      this.channel = undefined;
+      clearInterval(this.heartbeat);
+      for (const entry of [...this.pending.values()]) {
+        if (entry.channel !== channel) continue;
+        entry.channel = undefined;
+        if (entry.aborted)
+          entry.settle({
+            ok: false,
+            error: maybeWritten(
+              new CancelledError(
+                'aborted after it was sent; the primary went away before saying whether it was written',
+                { label: entry.label },
+              ),
+            ),
+          });
+      }
+      this.events.lost(error ? error.message : 'the connection closed');
+    });
+    clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => this.beat(channel), this.settings.heartbeatMs);
+    this.heartbeat.unref?.();
+    for (const entry of this.pending.values()) this.send(entry);
+  }
+
+  /** Counts what a reconnection missed: the same primary's gap, or a new primary's changes so far. */
+  private noteMissed(welcome: WelcomeFrame): void {
+    const first = this.epoch === undefined;
+    if (welcome.epoch === this.epoch) {
+      this.reportMissed(welcome.seq - this.seq, true);
+    } else if (!first) {
+      // A new primary: its own changes so far, plus whatever the old one committed after its last
+      // change reached us, unknown unless it said goodbye.
+      this.reportMissed(welcome.seq, this.cleanGoodbye);
+    }
+    this.epoch = welcome.epoch;
+    this.seq = welcome.seq;
+    this.cleanGoodbye = false;
+  }
+
+  private reportMissed(count: number, exact: boolean): void {
+    if (count <= 0 && exact) return;
+    this.changesMissed += Math.max(0, count);
+    this.events.missed(Math.max(0, count), exact);
+  }
+
+  private receive(frame: Frame): void {
+    this.lastFrameAt = performance.now();
+    if (this.reportedUnresponsive) this.reportedUnresponsive = false;
+    switch (frame.type) {
+      case 'response':
+        return this.answer(frame);
+      case 'change': {
+        const seq = frame.seq as number;
+        if (!Number.isSafeInteger(seq)) return;
+        if (seq > this.seq + 1) this.reportMissed(seq - this.seq - 1, true);
+        if (seq <= this.seq) return;
+        this.seq = seq;
+        if (frame.change === undefined) return this.reportMissed(1, true);
+        this.events.change(frame.change as WriteChange);
+        return;
+      }
+      case 'goodbye':
+        this.cleanGoodbye = frame.seq === this.seq;
+        this.steppingDown = true;
+        return;
+      case 'pong':
+        return;
+      case 'error':
+        this.log.error(`cluster: the primary closed the connection: ${String(frame.code)}: ${String(frame.message)}`);
+        return;
+      default:
+        this.log.warn(`cluster: ignoring an unknown frame '${frame.type.slice(0, 64)}' from the primary`);
+    }
+  }
+
+  private answer(frame: Frame): void {
+    const entry = typeof frame.id === 'number' ? this.pending.get(frame.id) : undefined;
+    if (!entry) return;
+    if (frame.ok === true) return entry.settle({ ok: true, value: frame.result });
+    const code = (frame.error as { code?: unknown } | undefined)?.code;
+    if (!entry.aborted && typeof code === 'string' && STEPPING_DOWN.has(code)) {
+      // Certainly not run there; the primary is going away. Send it to the next one.
+      this.steppingDown = true;
+      entry.channel = undefined;
+      return;
+    }
+    entry.settle({ ok: false, error: fromWireError(frame.error, { label: entry.label }) });
+  }
+
+  private beat(channel: FrameChannel): void {
+    if (this.channel !== channel) return;
+    channel.send({ type: 'ping', t: Date.now() });
+    if (!this.reportedUnresponsive && performance.now() - this.lastFrameAt > 3 * this.settings.heartbeatMs) {
+      this.reportedUnresponsive = true;
+      this.events.unresponsive(this.primaryPid);
+    }
+  }
+}
+
+/** Marks an error whose write may have taken effect: never retryable (unless with the same request id). */
+function maybeWritten<E extends WriteCoordinatorError>(error: E): E {
+  Object.defineProperty(error, 'retryable', { value: false, enumerable: true });
+  return error;
+}
