@@ -20,6 +20,9 @@ export { WriteCoordinatorHealthIndicator } from './write-coordinator.health';
 export type { WriteCoordinatorHealthOptions } from './write-coordinator.health';
 export { WriteCoordinatorEvents } from './write-coordinator.events';
 export type {
+  ChangesMissedEvent,
+  PrimaryLostEvent,
+  RoleChangedEvent,
   JobAcceptedEvent,
   JobCompletedEvent,
   JobEventBase,

@@ -1,5 +1,6 @@
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import type { ChangePublisher } from './changes/write-change';
+import type { ClusterObserver } from './cluster/cluster-node';
 import { WriteCoordinatorError } from './errors';
 import type { JobInfo, WriteQueueObserver } from './queue/queue.types';
 import {
@@ -9,6 +10,9 @@ import {
   JobFailedEvent,
   JobRejectedEvent,
   JobStartedEvent,
+  ChangesMissedEvent,
+  PrimaryLostEvent,
+  RoleChangedEvent,
   QueueDrainedEvent,
   QueueSaturatedEvent,
   WriteCoordinatorEvents as Events,
@@ -49,5 +53,27 @@ export function createEventEmitterPublisher(emitter: EventEmitter2): ChangePubli
   return {
     publish: (change) => void emitter.emit(Events.Change, change),
     wants: () => emitter.hasListeners(Events.Change) === true,
+  };
+}
+
+/** @internal Turns a cluster node's reports into `RoleChanged`, `PrimaryLost` and `ChangesMissed` events. */
+export function createClusterEventBridge(coordinator: string, emitter: EventEmitter2): ClusterObserver {
+  return {
+    roleChanged: (role, previous, primaryPid) =>
+      void emitter.emit(Events.RoleChanged, {
+        coordinator,
+        role,
+        ...(previous === undefined ? {} : { previous }),
+        pid: process.pid,
+        ...(primaryPid === undefined ? {} : { primaryPid }),
+      } satisfies RoleChangedEvent),
+    primaryLost: (primaryPid, reason) =>
+      void emitter.emit(Events.PrimaryLost, {
+        coordinator,
+        ...(primaryPid === undefined ? {} : { primaryPid }),
+        reason,
+      } satisfies PrimaryLostEvent),
+    changesMissed: (missed, exact) =>
+      void emitter.emit(Events.ChangesMissed, { coordinator, missed, exact } satisfies ChangesMissedEvent),
   };
 }

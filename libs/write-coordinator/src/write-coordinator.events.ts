@@ -18,6 +18,12 @@ export const WriteCoordinatorEvents = Object.freeze({
   QueueSaturated: 'write-coordinator.queue.saturated',
   /** The queue became empty after work. Payload {@link QueueDrainedEvent}. */
   QueueDrained: 'write-coordinator.queue.drained',
+  /** This process became the primary or a secondary of its cluster. Payload {@link RoleChangedEvent}. */
+  RoleChanged: 'write-coordinator.cluster.role-changed',
+  /** A secondary lost its primary (connection closed) or the primary stopped answering. Payload {@link PrimaryLostEvent}. */
+  PrimaryLost: 'write-coordinator.cluster.primary-lost',
+  /** A secondary will never receive some changes of the primary (it was disconnected). Payload {@link ChangesMissedEvent}. */
+  ChangesMissed: 'write-coordinator.cluster.changes-missed',
   /** A `submit()` request committed (default change publisher). Payload {@link WriteChange}. */
   Change: 'write-coordinator.change',
 } as const);
@@ -78,4 +84,37 @@ export interface QueueSaturatedEvent {
 /** Payload of {@link WriteCoordinatorEvents.QueueDrained}. */
 export interface QueueDrainedEvent {
   coordinator: string;
+}
+
+/** Payload of {@link WriteCoordinatorEvents.RoleChanged}. */
+export interface RoleChangedEvent {
+  coordinator: string;
+  role: 'primary' | 'secondary';
+  /** The role before (undefined at the first decision). */
+  previous?: 'primary' | 'secondary';
+  /** This process. */
+  pid: number;
+  /** The primary's pid when known. */
+  primaryPid?: number;
+}
+
+/** Payload of {@link WriteCoordinatorEvents.PrimaryLost}. */
+export interface PrimaryLostEvent {
+  coordinator: string;
+  /** The primary that was lost, when known. */
+  primaryPid?: number;
+  /** `the connection closed`, `unresponsive: …`, or the transport's error. */
+  reason: string;
+}
+
+/** Payload of {@link WriteCoordinatorEvents.ChangesMissed}. */
+export interface ChangesMissedEvent {
+  coordinator: string;
+  /** How many changes this process will never receive (at least this many when `exact` is false). */
+  missed: number;
+  /**
+   * False after a failover without a goodbye: the old primary may have committed changes after
+   * the last one that reached this process, and nobody can count them.
+   */
+  exact: boolean;
 }

@@ -42,7 +42,10 @@ export class SerializedWriteExplorer implements OnModuleInit {
       const method = (prototype as Record<string, unknown>)[methodName];
       if (typeof method !== 'function') continue;
       const write = Reflect.getMetadata(SERIALIZED_WRITE_METADATA, method) as SerializedWriteMetadata | undefined;
-      if (write?.coordinator === name) serialized = true;
+      if (write?.coordinator === name) {
+        serialized = true;
+        if (write.forward) this.registerForwardable(write.forward, target, isStatic, `${providerName}.${methodName}`);
+      }
       const handler = Reflect.getMetadata(WRITE_HANDLER_METADATA, method) as WriteHandlerMetadata | undefined;
       if (handler?.coordinator !== name) continue;
       const origin = `${providerName}.${methodName}`;
@@ -58,6 +61,20 @@ export class SerializedWriteExplorer implements OnModuleInit {
       );
     }
     if (serialized) this.attach(target);
+  }
+
+  /** A forwardable method runs on the primary's single instance of its provider. */
+  private registerForwardable(
+    forward: NonNullable<SerializedWriteMetadata['forward']>,
+    target: object,
+    isStatic: boolean,
+    origin: string,
+  ): void {
+    if (!isStatic) {
+      this.logger.warn(`@SerializedWrite({ forward: true }) on ${origin} runs locally: only singleton providers can be forwarded to`);
+      return;
+    }
+    this.coordinator.registerForwardable(forward.name, (args) => forward.method.apply(target, args), origin);
   }
 
   private attach(target: object): void {

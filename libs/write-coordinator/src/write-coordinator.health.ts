@@ -26,6 +26,11 @@ export interface WriteCoordinatorHealthOptions {
   degradedEventLoopDelayMs?: number;
   /** Down (503) when the event loop's p99 delay over the last 1–2 s exceeds this many ms. @default 1000 */
   maxEventLoopDelayMs?: number;
+  /**
+   * A cluster secondary is down when it has had no primary to forward to for longer than this
+   * (a failover normally takes well under a second), or while its primary stops answering. @default 2000
+   */
+  maxWithoutPrimaryMs?: number;
 }
 
 const DEFAULT_HEALTH = {
@@ -33,6 +38,7 @@ const DEFAULT_HEALTH = {
   maxStallMs: 30_000,
   degradedEventLoopDelayMs: 100,
   maxEventLoopDelayMs: 1_000,
+  maxWithoutPrimaryMs: 2_000,
 } as const;
 
 /** One validator per threshold, from the module options' table (same ranges, same messages). */
@@ -41,6 +47,7 @@ const HEALTH_CHECKS: Record<keyof typeof DEFAULT_HEALTH, OptionCheck> = {
   maxStallMs: OPTION_CHECKS.positiveFinite,
   degradedEventLoopDelayMs: OPTION_CHECKS.positiveFinite,
   maxEventLoopDelayMs: OPTION_CHECKS.positiveFinite,
+  maxWithoutPrimaryMs: OPTION_CHECKS.positiveFinite,
 };
 
 type Thresholds = { -readonly [K in keyof typeof DEFAULT_HEALTH]: number };
@@ -139,13 +146,20 @@ export class WriteCoordinatorHealthIndicator implements OnModuleInit, OnApplicat
 function unhealthyReason(
   coordinator: WriteCoordinator,
   metrics: CoordinatorMetrics & { eventLoop: EventLoopDelay },
-  { maxQueueRatio, maxStallMs, maxEventLoopDelayMs }: Thresholds,
+  { maxQueueRatio, maxStallMs, maxEventLoopDelayMs, maxWithoutPrimaryMs }: Thresholds,
 ): string | undefined {
   if (metrics.state !== 'running') return `coordinator is ${metrics.state}`;
   if (!coordinator.isReady) return 'coordinator is not initialised yet';
   if (metrics.storage.failing) {
     const { consecutiveFailures, lastError } = metrics.storage;
     return `writes are failing on the storage: ${lastError?.code} (${consecutiveFailures} job(s) since the last commit)`;
+  }
+  const cluster = metrics.cluster;
+  if (cluster?.role === 'secondary') {
+    if (!cluster.primaryResponsive) return `the primary (pid ${cluster.primaryPid}) answered nothing for three heartbeats`;
+    if (cluster.withoutPrimaryMs > maxWithoutPrimaryMs) {
+      return `no primary to forward writes to for ${Math.round(cluster.withoutPrimaryMs)} ms (maxWithoutPrimaryMs ${maxWithoutPrimaryMs})`;
+    }
   }
   if (metrics.queueDepth >= maxQueueRatio * metrics.maxQueue) {
     return `queue at ${metrics.queueDepth}/${metrics.maxQueue} (maxQueueRatio ${maxQueueRatio})`;

@@ -1,9 +1,19 @@
-import { BeforeApplicationShutdown, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import {
+  BeforeApplicationShutdown,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+  OnModuleInit,
+} from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { Coordinator } from './core/coordinator';
 import type { ResolvedWriteCoordinatorOptions } from './core/coordinator-options';
-import { createEventBridge, createEventEmitterPublisher } from './write-coordinator.event-bridge';
+import {
+  createClusterEventBridge,
+  createEventBridge,
+  createEventEmitterPublisher,
+} from './write-coordinator.event-bridge';
 import { resolveDataSource } from './write-coordinator.data-source';
 import { WriteCoordinatorShutdown } from './write-coordinator.shutdown';
 
@@ -20,7 +30,7 @@ export type { CoordinatorMetrics, WriteOptions, WriteRequest } from './core/coor
  */
 export class WriteCoordinator
   extends Coordinator
-  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+  implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
 {
   /** @internal Built by `WriteCoordinatorModule`; do not construct it yourself. */
   constructor(
@@ -33,6 +43,7 @@ export class WriteCoordinator
       options,
       {
         publisher: emitter && createEventEmitterPublisher(emitter),
+        cluster: emitter && createClusterEventBridge(options.name, emitter),
         log: {
           log: (message) => logger.log(message),
           warn: (message) => logger.warn(message),
@@ -53,6 +64,15 @@ export class WriteCoordinator
    */
   onModuleInit(): void {
     this.attachNow(resolveDataSource(this.moduleRef, this.options.dataSource));
+  }
+
+  /**
+   * @internal With the `cluster` option, joins the cluster once every module has initialised (the
+   * `@WriteHandler` and forwardable names are part of the handshake): takes the primary lock or
+   * connects to its holder. Writes forwarded before then wait for it.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.startCluster();
   }
 
   /**

@@ -29,6 +29,8 @@ export interface ClusterMetrics {
   primaryResponsive: boolean;
   /** On a secondary: changes of the primary this process will never receive (see `ChangesMissed`). */
   changesMissed: number;
+  /** On a secondary: ms since it last had a primary to forward to (0 while connected, and on the primary). */
+  withoutPrimaryMs: number;
   /** Where the primary listens (the socket path). */
   address: string;
   /** Times this process changed role (0 before the first decision, then 1, 2 on a promotion). */
@@ -172,6 +174,7 @@ export class ClusterNode {
       forwardedInFlight: primary ? (counts?.running ?? 0) : this.link.inFlight,
       primaryResponsive: primary || this.link.responsive,
       changesMissed: this.link.changesMissed,
+      withoutPrimaryMs: primary ? 0 : this.link.withoutPrimaryMs,
       address: this.transport.address,
       roleChanges: this.roleChanges,
     };

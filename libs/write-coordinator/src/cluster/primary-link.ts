@@ -50,6 +50,8 @@ export class PrimaryLink {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private lastFrameAt = 0;
+  /** When the link last lost its primary (or was created). */
+  private lostAt = performance.now();
   private reportedUnresponsive = false;
   private heartbeat: NodeJS.Timeout | undefined;
   /** The primary's lifetime and the last change received from it. */
@@ -86,6 +88,11 @@ export class PrimaryLink {
   /** False once the primary answered nothing for three heartbeats (until it answers again). */
   get responsive(): boolean {
     return !this.reportedUnresponsive;
+  }
+
+  /** Ms since this link last had a primary (0 while connected). */
+  get withoutPrimaryMs(): number {
+    return this.connected ? 0 : performance.now() - this.lostAt;
   }
 
   /** Forwarded requests not answered yet. */
@@ -269,6 +276,7 @@ export class PrimaryLink {
     channel.onClose((error) => {
       if (this.channel !== channel) return;
       this.channel = undefined;
+      this.lostAt = performance.now();
       clearInterval(this.heartbeat);
       for (const entry of [...this.pending.values()]) {
         if (entry.channel !== channel) continue;

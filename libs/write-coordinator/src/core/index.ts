@@ -7,6 +7,8 @@ export { Coordinator } from './coordinator';
 export type { CoordinatorHooks, CoordinatorLog, CoordinatorMetrics, WriteOptions, WriteRequest } from './coordinator';
 export { resolveWriteCoordinatorOptions, WRITE_COORDINATOR_DEFAULTS } from './coordinator-options';
 export type { BatchYield, OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './coordinator-options';
+export type { ClusterOptions, ClusterRoleOption } from './coordinator-options';
+export type { ClusterMetrics, ClusterObserver, ClusterRole } from '../cluster/cluster-node';
 export type { BatchMetrics } from './batch-stats';
 export type { WalCheckpointOptions } from './coordinator-options';
 export type { WalMetrics } from '../sqlite/wal-checkpoint';
@@ -50,6 +52,7 @@ export {
   ShutdownError,
   TimeoutError,
   TransactionControlError,
+  UnavailableError,
   WriteCoordinatorError,
   WriteOutsideJobError,
 } from '../errors';

@@ -16,6 +16,19 @@ export interface SerializedWriteOptions {
   label?: string;
   /** Deadline of each call in ms from the call. @default the module's `timeoutMs` */
   timeoutMs?: number;
+  /**
+   * With the `cluster` option: on a secondary, calls are sent to the primary and run there, in its
+   * queue and group commit, exactly once (arguments and result must survive a JSON round trip; an
+   * error arrives as a `WriteCoordinatorError` with its code). Without a cluster, on the primary,
+   * and inside a running job, calls run here as usual.
+   * @default false
+   */
+  forward?: boolean;
+  /**
+   * The stable name the primary knows the method by (every process of the cluster must have the
+   * same names). @default 'ClassName.methodName'
+   */
+  name?: string;
 }
 
 /** @internal What the decorator records on the wrapped method. */
@@ -23,6 +36,8 @@ export interface SerializedWriteMetadata {
   coordinator: string;
   label: string;
   timeoutMs: number | undefined;
+  /** Set for `forward: true`: the stable name and the undecorated method the primary runs. */
+  forward?: { name: string; method: (...args: unknown[]) => unknown };
 }
 
 /** @internal Coordinators attached to a decorated instance (or prototype) by the explorer. */
@@ -58,6 +73,12 @@ export function SerializedWrite(options: SerializedWriteOptions = {}): MethodDec
     throw new InvalidOptionsError('coordinator', 'a non-empty string', coordinator, '@SerializedWrite()');
   }
   validateCallOptions(options, '@SerializedWrite()');
+  if (options.forward !== undefined && typeof options.forward !== 'boolean') {
+    throw new InvalidOptionsError('forward', 'a boolean', options.forward, '@SerializedWrite()');
+  }
+  if (options.name !== undefined && (typeof options.name !== 'string' || options.name.trim() === '')) {
+    throw new InvalidOptionsError('name', 'a non-empty string', options.name, '@SerializedWrite()');
+  }
 
   return (target, propertyKey, descriptor) => {
     const original: unknown = descriptor.value;
@@ -65,12 +86,15 @@ export function SerializedWrite(options: SerializedWriteOptions = {}): MethodDec
     if (typeof original !== 'function') {
       throw new TypeError(`@SerializedWrite() decorates methods only; ${owner}.${String(propertyKey)} is not a method`);
     }
+    const method = original as (...a: unknown[]) => unknown;
     const metadata: SerializedWriteMetadata = {
       coordinator,
       label: options.label ?? `${owner}.${String(propertyKey)}`,
       timeoutMs: options.timeoutMs,
+      ...(options.forward ? { forward: { name: options.name ?? `${owner}.${String(propertyKey)}`, method } } : {}),
     };
     const runOptions = { label: metadata.label, timeoutMs: metadata.timeoutMs };
+    const forwardName = metadata.forward?.name;
 
     const wrapper = function (this: unknown, ...args: unknown[]): Promise<unknown> {
       const attached = (this as { [ATTACHED_COORDINATORS]?: AttachedCoordinators } | undefined)?.[
@@ -87,7 +111,9 @@ export function SerializedWrite(options: SerializedWriteOptions = {}): MethodDec
           ),
         );
       }
-      return instance.run(() => (original as (...a: unknown[]) => unknown).apply(this, args), runOptions);
+      const local = () => method.apply(this, args);
+      if (forwardName !== undefined) return instance.callForwardable(forwardName, args, local, runOptions);
+      return instance.run(local, runOptions);
     };
 
     for (const key of Reflect.getMetadataKeys(original)) {
