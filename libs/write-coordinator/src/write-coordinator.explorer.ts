@@ -71,7 +71,9 @@ export class SerializedWriteExplorer implements OnModuleInit {
     origin: string,
   ): void {
     if (!isStatic) {
-      this.logger.warn(`@SerializedWrite({ forward: true }) on ${origin} runs locally: only singleton providers can be forwarded to`);
+      this.logger.warn(
+        `@SerializedWrite({ forward: true }) on ${origin} runs locally: only singleton providers can be forwarded to`,
+      );
       return;
     }
     this.coordinator.registerForwardable(forward.name, (args) => forward.method.apply(target, args), origin);

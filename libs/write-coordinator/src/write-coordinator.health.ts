@@ -156,7 +156,8 @@ function unhealthyReason(
   }
   const cluster = metrics.cluster;
   if (cluster?.role === 'secondary') {
-    if (!cluster.primaryResponsive) return `the primary (pid ${cluster.primaryPid}) answered nothing for three heartbeats`;
+    if (!cluster.primaryResponsive)
+      return `the primary (pid ${cluster.primaryPid}) answered nothing for three heartbeats`;
     if (cluster.withoutPrimaryMs > maxWithoutPrimaryMs) {
       return `no primary to forward writes to for ${Math.round(cluster.withoutPrimaryMs)} ms (maxWithoutPrimaryMs ${maxWithoutPrimaryMs})`;
     }

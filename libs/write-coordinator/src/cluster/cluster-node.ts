@@ -23,6 +23,8 @@ export interface ClusterMetrics {
   peers: number;
   /** Forwarded requests: received by the primary, or sent by a secondary (first sends), since start. */
   forwarded: number;
+  /** On a secondary: forwarded requests sent again, with their request id, after their channel closed. */
+  resent: number;
   /** Forwarded requests not answered yet (running on the primary; waiting on a secondary). */
   forwardedInFlight: number;
   /** On a secondary: false once the primary answered nothing for three heartbeats. */
@@ -153,7 +155,10 @@ export class ClusterNode {
     const until = performance.now() + graceMs;
     while (this.link.inFlight > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
     for (const entry of this.link.close()) {
-      entry.settle({ ok: false, error: new ShutdownError('this process stopped before the primary answered', { label: entry.label }) });
+      entry.settle({
+        ok: false,
+        error: new ShutdownError('this process stopped before the primary answered', { label: entry.label }),
+      });
     }
     this.endpoint?.goodbye();
     await this.server?.close();
@@ -171,6 +176,7 @@ export class ClusterNode {
       ...(primaryPid === undefined || (!primary && !this.link.connected) ? {} : { primaryPid }),
       peers: primary ? (this.endpoint?.peerCount ?? 0) : this.link.connected ? 1 : 0,
       forwarded: primary ? (counts?.received ?? 0) : this.link.forwarded,
+      resent: this.link.resent,
       forwardedInFlight: primary ? (counts?.running ?? 0) : this.link.inFlight,
       primaryResponsive: primary || this.link.responsive,
       changesMissed: this.link.changesMissed,
@@ -257,7 +263,10 @@ export class ClusterNode {
       throw error;
     }
     this.pruning = setInterval(
-      () => void this.host.prune(Date.now() - this.options.dedupeWindowMs).catch((e: unknown) => this.host.log.warn(`cluster: pruning request ids failed: ${String(e)}`)),
+      () =>
+        void this.host
+          .prune(Date.now() - this.options.dedupeWindowMs)
+          .catch((e: unknown) => this.host.log.warn(`cluster: pruning request ids failed: ${String(e)}`)),
       this.options.pruneIntervalMs,
     );
     this.pruning.unref?.();

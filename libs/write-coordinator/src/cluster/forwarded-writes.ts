@@ -22,7 +22,13 @@ export interface ForwardedWritesDeps {
   run<T>(work: WriteWork<T>, options: WriteOptions): Promise<T>;
   refuse(label: string | undefined, makeError: (job: JobInfo) => WriteCoordinatorError): Promise<never>;
   /** Runs a `submit()` handler inside a job and publishes its request change after commit. */
-  invokeHandler(method: string, params: unknown, meta: WriteRequestMeta | undefined, manager: EntityManager, job: WriteJob): Promise<unknown>;
+  invokeHandler(
+    method: string,
+    params: unknown,
+    meta: WriteRequestMeta | undefined,
+    manager: EntityManager,
+    job: WriteJob,
+  ): Promise<unknown>;
   /** Re-emits a change of the primary on this process's publisher. */
   publish(change: WriteChange): void;
 }
@@ -92,7 +98,10 @@ export class ForwardedWrites implements ClusterHost {
       const problem = requestProblem({ method: call.method, params: call.params }, this.deps.maxPayloadBytes);
       const refused = problem === undefined ? this.deps.handlers.refusal(call.method, call.params) : undefined;
       if (problem !== undefined || refused !== undefined) {
-        return this.deps.refuse(label, (job) => new InvalidParamsError(problem ?? refused!.detail, { ...job, cause: refused?.cause }));
+        return this.deps.refuse(
+          label,
+          (job) => new InvalidParamsError(problem ?? refused!.detail, { ...job, cause: refused?.cause }),
+        );
       }
       const meta = { ...options.meta, requestId };
       work = (manager, job) => this.deps.invokeHandler(call.method, call.params, meta, manager, job);
@@ -123,7 +132,9 @@ export class ForwardedWrites implements ClusterHost {
   }
 
   async prune(before: number): Promise<void> {
-    await this.deps.run((_manager, job) => this.requests.pruneBefore(job, before), { label: 'cluster: prune request ids' });
+    await this.deps.run((_manager, job) => this.requests.pruneBefore(job, before), {
+      label: 'cluster: prune request ids',
+    });
   }
 
   publishRemote(change: WriteChange): void {
@@ -135,7 +146,10 @@ export class ForwardedWrites implements ClusterHost {
     const entry = this.forwardables.get(name);
     if (!entry) {
       const known = [...this.forwardables.keys()].join(', ') || 'none';
-      throw new MethodNotFoundError(`no @SerializedWrite({ forward: true }) method is named '${name}' (known: ${known})`, ctx);
+      throw new MethodNotFoundError(
+        `no @SerializedWrite({ forward: true }) method is named '${name}' (known: ${known})`,
+        ctx,
+      );
     }
     try {
       return jsonCopy(await entry.fn(args), this.deps.maxPayloadBytes, ctx);
@@ -146,5 +160,8 @@ export class ForwardedWrites implements ClusterHost {
 }
 
 function reused(requestId: string, job: { jobId?: string; label?: string }): InvalidParamsError {
-  return new InvalidParamsError(`request id '${requestId}' was already used for a different request; nothing was written`, job);
+  return new InvalidParamsError(
+    `request id '${requestId}' was already used for a different request; nothing was written`,
+    job,
+  );
 }

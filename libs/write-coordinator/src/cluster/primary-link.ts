@@ -62,8 +62,9 @@ export class PrimaryLink {
   private closed = false;
   /** Process id of the primary this link is connected to. */
   primaryPid: number | undefined;
-  /** Forwarded requests sent (first sends), and changes missed in all. */
+  /** Forwarded requests sent (first sends), sent again after a channel closed, and changes missed in all. */
   forwarded = 0;
+  resent = 0;
   changesMissed = 0;
   /** The last handshake refusal, quoted in `UNAVAILABLE` errors. */
   private refusal: string | undefined;
@@ -222,7 +223,8 @@ export class PrimaryLink {
     } catch (error) {
       return entry.settle({ ok: false, error });
     }
-    if (!entry.sent) this.forwarded++;
+    if (entry.sent) this.resent++;
+    else this.forwarded++;
     entry.sent = true;
     entry.channel = channel;
   }

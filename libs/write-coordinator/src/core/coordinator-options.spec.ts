@@ -66,9 +66,17 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
   ['maxBatchSize', { maxBatchSize: 0 }, 'maxBatchSize must be an integer, 1 or more (received 0, number)'],
   ['maxBatchSize', { maxBatchSize: 1.5 }, 'maxBatchSize must be an integer, 1 or more (received 1.5, number)'],
   ['batchWaitMs', { batchWaitMs: -1 }, 'batchWaitMs must be a finite number of ms, 0 or more (received -1, number)'],
-  ['batchYield', { batchYield: 'sometimes' }, "batchYield must be 'auto', 'always' or 'never' (received 'sometimes', string)"],
+  [
+    'batchYield',
+    { batchYield: 'sometimes' },
+    "batchYield must be 'auto', 'always' or 'never' (received 'sometimes', string)",
+  ],
   ['instrumentation', { instrumentation: {} }, 'instrumentation must be an array of instrumentations (objects with an'],
-  ['instrumentation', { instrumentation: [{}] }, 'instrumentation must be an array of instrumentations (objects with an'],
+  [
+    'instrumentation',
+    { instrumentation: [{}] },
+    'instrumentation must be an array of instrumentations (objects with an',
+  ],
   ['queSize', { queSize: 5 }, 'queSize must be one of the known options'],
   [
     'walCheckpoint',

@@ -287,7 +287,8 @@ export class Coordinator {
     if (this.cluster && !this.scope.isInside) {
       const call: ForwardedCall = { op: 'submit', method, ...(params === undefined ? {} : { params }) };
       if (!this.cluster.isPrimary) return this.forward(call, meta, { ...options, label: options.label ?? method });
-      if (meta?.requestId !== undefined) return this.forward(call, meta, { ...options, label: options.label ?? method });
+      if (meta?.requestId !== undefined)
+        return this.forward(call, meta, { ...options, label: options.label ?? method });
     }
     return this.run((manager, job) => this.invokeHandler(method, params, meta, manager, job), {
       ...options,
@@ -514,7 +515,9 @@ export class Coordinator {
     const state = this.queue.state;
     if (state !== 'running') {
       return this.queue.refuse(options.label, (job) =>
-        state === 'draining' ? new DrainingError('submit after drain() began', job) : new ShutdownError('submit after the coordinator stopped', job),
+        state === 'draining'
+          ? new DrainingError('submit after drain() began', job)
+          : new ShutdownError('submit after the coordinator stopped', job),
       );
     }
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? this.options.cluster!.forwardTimeoutMs;
