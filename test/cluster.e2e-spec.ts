@@ -93,7 +93,7 @@ describe('cluster: several processes on one file', () => {
   }, 60_000);
 
   it('SIGTERM-like close of the primary hands over at once; SIGKILL of the primary under load, repeatedly: a new primary each time, every acknowledged write present exactly once, no caller left pending', async () => {
-    const cycles = HEAVY ? 10 : 3;
+    const cycles = HEAVY ? 50 : 10;
     let primary = await start({ retryMs: 20 });
     const secondaries = [await start({ retryMs: 20 }), await start({ retryMs: 20 })];
     const takeovers: number[] = [];

@@ -176,7 +176,7 @@ export class PrimaryEndpoint {
     peer.running.set(request.id, controller);
     this.received++;
     this.running++;
-    this.host
+    void this.host
       .execute(request.call, request.requestId, {
         timeoutMs: request.timeoutMs,
         signal: controller.signal,
