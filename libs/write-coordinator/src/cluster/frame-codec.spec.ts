@@ -86,6 +86,31 @@ describe('encodeFrame / FrameDecoder', () => {
     expect(frames).toEqual(samples);
   });
 
+  it('stops when onFrame returns false and resumes with the bytes it held at the next decode()', () => {
+    const decoder = new FrameDecoder(MAX);
+    const seen: Frame[] = [];
+    const stream = Buffer.concat([encodeFrame({ type: 'a' }, MAX), encodeFrame({ type: 'b' }, MAX)]);
+    decoder.decode(stream.subarray(0, stream.length - 1), (frame) => {
+      seen.push(frame);
+      return false;
+    });
+    expect(seen).toEqual([{ type: 'a' }]);
+    expect(decoder.pendingBytes).toBe(stream.length - 1 - encodeFrame({ type: 'a' }, MAX).length);
+    expect(decoder.push(stream.subarray(stream.length - 1))).toEqual([{ type: 'b' }]);
+    expect(decoder.pendingBytes).toBe(0);
+  });
+
+  it('counts the bytes of a frame split across chunks as pending, and nothing once it is complete', () => {
+    const encoded = encodeFrame(frameOfSize(1000), MAX);
+    const decoder = new FrameDecoder(MAX);
+    expect(decoder.push(encoded.subarray(0, 2))).toEqual([]);
+    expect(decoder.pendingBytes).toBe(2);
+    expect(decoder.push(encoded.subarray(2, 600))).toEqual([]);
+    expect(decoder.pendingBytes).toBe(600);
+    expect(decoder.push(encoded.subarray(600))).toEqual([frameOfSize(1000)]);
+    expect(decoder.pendingBytes).toBe(0);
+  });
+
   it('round-trips random frames cut into random chunks (property)', () => {
     const json = fc.jsonValue({ maxDepth: 3 });
     const frame = fc.record({ type: fc.string(), body: json }, { requiredKeys: ['type'] }) as fc.Arbitrary<Frame>;
@@ -130,6 +155,9 @@ describe('encodeFrame / FrameDecoder', () => {
       expect(decoder.push(header.subarray(0, 3))).toEqual([]);
       expect(reasonOf(() => decoder.push(header.subarray(3, 4)))).toBe('oversized');
       expect(decoder.pendingBytes).toBe(0);
+      const withBody = new FrameDecoder(MAX);
+      expect(reasonOf(() => withBody.push(rawFrame('x'.repeat(100), MAX + 1)))).toBe('oversized');
+      expect(withBody.pendingBytes).toBe(0);
     });
 
     it('rejects a length prefix of 2^32 - 1 (oversized)', () => {
