@@ -65,24 +65,23 @@ export function encodeFrame(frame: Frame, maxBytes: number): Buffer {
 }
 
 /**
- * Turns a byte stream back into frames. Chunks may split frames anywhere; bytes are copied at most
- * once (a frame lying within one chunk is parsed in place), so a large frame arriving in many small
- * chunks costs linear time.
+ * Turns a byte stream back into frames. Chunks may split frames anywhere. A frame lying within one
+ * chunk is parsed in place; a frame split across chunks is copied once into a buffer of its announced
+ * size, so a large frame arriving in many small chunks costs linear time and holds no chunk objects.
  *
  * After the first error the decoder is spent: every later call throws that error again.
  */
 export class FrameDecoder {
-  /**
-   * Chunks not yet consumed are `chunks[head..]`; the first starts at {@link offset}. Consumed
-   * chunks are dropped in bulk (never one `shift()` each, which would make many tiny chunks quadratic).
-   */
-  private chunks: Buffer[] = [];
-  private head = 0;
-  private offset = 0;
-  /** Unconsumed bytes across {@link chunks}. */
-  private buffered = 0;
+  private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
+  /** Bytes of {@link header} received while a length prefix is split across chunks. */
+  private headerFilled = 0;
   /** Length of the body being awaited, or -1 while the next header is awaited. */
   private bodyLength = -1;
+  /** The body of a frame split across chunks, filled up to {@link bodyFilled}. */
+  private body: Buffer | undefined;
+  private bodyFilled = 0;
+  /** Bytes left undecoded when an `onFrame` callback asked {@link decode} to stop. */
+  private held: Buffer | undefined;
   private failure: FrameError | undefined;
   private readonly utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -94,9 +93,11 @@ export class FrameDecoder {
     assertMaxFrameBytes(maxBytes, 'maxBytes');
   }
 
-  /** Bytes held for a frame not yet complete. */
+  /** Bytes received that are not yet part of a decoded frame. */
   get pendingBytes(): number {
-    return this.buffered;
+    return (
+      this.headerFilled + (this.bodyLength >= 0 ? FRAME_HEADER_BYTES : 0) + this.bodyFilled + (this.held?.length ?? 0)
+    );
   }
 
   /**
@@ -117,42 +118,86 @@ export class FrameDecoder {
   /**
    * Adds a chunk and hands every frame it completes to `onFrame`, in order, then throws if a bad
    * frame follows them (same errors as {@link push}). Stops early, without error, once `onFrame`
-   * returns `false`.
+   * returns `false`; the rest is kept and decoded first by the next call.
    */
   decode(chunk: Uint8Array, onFrame: (frame: Frame) => boolean | void): void {
     if (this.failure) throw this.failure;
-    if (chunk.length > 0) {
-      this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
-      this.buffered += chunk.length;
+    let input = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    if (this.held) {
+      input = Buffer.concat([this.held, input]);
+      this.held = undefined;
     }
+    let at = 0;
     for (;;) {
       if (this.bodyLength < 0) {
-        if (this.buffered < FRAME_HEADER_BYTES) return;
-        const length = this.take(FRAME_HEADER_BYTES).readUInt32BE(0);
+        let length: number;
+        if (this.headerFilled === 0 && input.length - at >= FRAME_HEADER_BYTES) {
+          length = input.readUInt32BE(at);
+          at += FRAME_HEADER_BYTES;
+        } else {
+          const n = Math.min(FRAME_HEADER_BYTES - this.headerFilled, input.length - at);
+          input.copy(this.header, this.headerFilled, at, at + n);
+          this.headerFilled += n;
+          at += n;
+          if (this.headerFilled < FRAME_HEADER_BYTES) return;
+          this.headerFilled = 0;
+          length = this.header.readUInt32BE(0);
+        }
         if (length > this.maxBytes) {
           this.fail(new FrameError('oversized', `frame of ${length} bytes exceeds maxPayloadBytes (${this.maxBytes})`));
         }
         this.bodyLength = length;
       }
-      if (this.buffered < this.bodyLength) return;
-      const body = this.take(this.bodyLength);
+      let body: Buffer;
+      if (this.body === undefined && input.length - at >= this.bodyLength) {
+        body = input.subarray(at, at + this.bodyLength);
+        at += this.bodyLength;
+      } else {
+        this.body ??= Buffer.allocUnsafe(this.bodyLength);
+        const n = Math.min(this.bodyLength - this.bodyFilled, input.length - at);
+        input.copy(this.body, this.bodyFilled, at, at + n);
+        this.bodyFilled += n;
+        at += n;
+        if (this.bodyFilled < this.bodyLength) return;
+        body = this.body;
+        this.body = undefined;
+        this.bodyFilled = 0;
+      }
       this.bodyLength = -1;
-      if (onFrame(this.parse(body)) === false) return;
+      if (onFrame(this.parse(body)) === false) {
+        if (at < input.length) this.held = input.subarray(at);
+        return;
+      }
     }
   }
 
   /**
    * Declares the end of the stream.
-   * @throws {FrameError} `truncated` when the bytes of an incomplete frame remain.
+   * @throws {FrameError} `truncated` when bytes that are not a whole frame remain (or bytes left
+   *   undecoded after `onFrame` stopped {@link decode}).
    */
   end(): void {
     if (this.failure) throw this.failure;
-    if (this.buffered === 0 && this.bodyLength < 0) return;
-    const message =
-      this.bodyLength < 0
-        ? `connection closed inside a frame header (${this.buffered} of ${FRAME_HEADER_BYTES} bytes)`
-        : `connection closed inside a frame (${FRAME_HEADER_BYTES + this.buffered} of ${FRAME_HEADER_BYTES + this.bodyLength} bytes)`;
-    this.fail(new FrameError('truncated', message));
+    if (this.held) {
+      this.fail(new FrameError('truncated', `stream ended with ${this.held.length} bytes not yet decoded`));
+    }
+    if (this.headerFilled > 0) {
+      this.fail(
+        new FrameError(
+          'truncated',
+          `connection closed inside a frame header (${this.headerFilled} of ${FRAME_HEADER_BYTES} bytes)`,
+        ),
+      );
+    }
+    if (this.bodyLength >= 0) {
+      const total = FRAME_HEADER_BYTES + this.bodyLength;
+      this.fail(
+        new FrameError(
+          'truncated',
+          `connection closed inside a frame (${total - this.bodyLength + this.bodyFilled} of ${total} bytes)`,
+        ),
+      );
+    }
   }
 
   private parse(body: Buffer): Frame {
@@ -173,48 +218,10 @@ export class FrameDecoder {
     return value as Frame;
   }
 
-  /** Removes `length` bytes from the front; a copy only when they span chunks. */
-  private take(length: number): Buffer {
-    this.buffered -= length;
-    const first = this.chunks[this.head];
-    if (first !== undefined && first.length - this.offset >= length) {
-      const bytes = first.subarray(this.offset, this.offset + length);
-      this.advance(first, length);
-      return bytes;
-    }
-    const out = Buffer.allocUnsafe(length);
-    let filled = 0;
-    while (filled < length) {
-      const chunk = this.chunks[this.head]!;
-      const n = Math.min(chunk.length - this.offset, length - filled);
-      chunk.copy(out, filled, this.offset, this.offset + n);
-      filled += n;
-      this.advance(chunk, n);
-    }
-    return out;
-  }
-
-  private advance(chunk: Buffer, n: number): void {
-    this.offset += n;
-    if (this.offset === chunk.length) {
-      this.offset = 0;
-      this.head += 1;
-      if (this.head === this.chunks.length) {
-        this.chunks = [];
-        this.head = 0;
-      } else if (this.head >= 1024 && this.head * 2 >= this.chunks.length) {
-        this.chunks = this.chunks.slice(this.head);
-        this.head = 0;
-      }
-    }
-  }
-
   private fail(error: FrameError): never {
     this.failure = error;
-    this.chunks = [];
-    this.head = 0;
-    this.offset = 0;
-    this.buffered = 0;
+    this.body = undefined;
+    this.held = undefined;
     throw error;
   }
 }
