@@ -8,6 +8,9 @@ import type { ForwardedCall, RequestFrame } from './protocol';
 import type { ClusterTransport, FrameServer } from './transport';
 import { defaultSocketPath, UnixSocketTransport } from './unix-socket-transport';
 
+/** How long a stepping-down primary waits for its last answers and goodbyes to reach the secondaries. */
+const GOODBYE_FLUSH_MS = 1_000;
+
 /** The role of a process in a cluster. */
 export type ClusterRole = 'primary' | 'secondary';
 
@@ -160,7 +163,7 @@ export class ClusterNode {
         error: new ShutdownError('this process stopped before the primary answered', { label: entry.label }),
       });
     }
-    this.endpoint?.goodbye();
+    await this.endpoint?.goodbye(GOODBYE_FLUSH_MS);
     await this.server?.close();
     this.lock.release(this);
   }

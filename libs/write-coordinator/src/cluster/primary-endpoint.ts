@@ -106,13 +106,24 @@ export class PrimaryEndpoint {
     }
   }
 
-  /** Tells every secondary this primary steps down after the last change it sent; then closes them. */
-  goodbye(): void {
-    for (const peer of this.peers) {
+  /**
+   * Tells every secondary this primary steps down after the last change it sent, then closes their
+   * channels gracefully (answers and goodbye flushed). Resolves once they closed, or after `boundMs`.
+   */
+  goodbye(boundMs: number): Promise<void> {
+    const closed = [...this.peers].map((peer) => {
       peer.channel.send({ type: 'goodbye', seq: this.seq });
       peer.channel.close();
-    }
+      return peer.channel.whenReleased();
+    });
     this.peers.clear();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, boundMs);
+      void Promise.all(closed).then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private handshake(channel: FrameChannel, frame: Frame): Peer | undefined {

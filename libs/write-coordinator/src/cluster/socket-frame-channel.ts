@@ -32,6 +32,7 @@ export class SocketFrameChannel implements FrameChannel {
   /** Set once, by {@link finish}: every path that ends the channel goes through it. */
   private closeReason: { error?: Error } | undefined;
   private destroyTimer: NodeJS.Timeout | undefined;
+  private readonly released: Promise<void>;
 
   constructor(
     private readonly socket: Socket,
@@ -45,10 +46,17 @@ export class SocketFrameChannel implements FrameChannel {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('error', (error) => this.finish(error));
-    socket.on('close', () => {
-      if (this.destroyTimer) clearTimeout(this.destroyTimer);
-      this.finish(undefined);
-    });
+    this.released = new Promise((resolve) =>
+      socket.once('close', () => {
+        if (this.destroyTimer) clearTimeout(this.destroyTimer);
+        this.finish(undefined);
+        resolve();
+      }),
+    );
+  }
+
+  whenReleased(): Promise<void> {
+    return this.released;
   }
 
   get closed(): boolean {

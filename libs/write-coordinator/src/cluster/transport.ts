@@ -33,6 +33,11 @@ export interface FrameChannel {
   onClose(listener: (error?: Error) => void): void;
   /** Closes the channel (pending outgoing frames are flushed first when possible). Idempotent. */
   close(): void;
+  /**
+   * Resolves once the underlying connection is gone: after a {@link close}, when the frames sent
+   * before it were flushed (or the transport gave up on them); after the peer closed, at once.
+   */
+  whenReleased(): Promise<void>;
 }
 
 /** The primary's listening endpoint. */

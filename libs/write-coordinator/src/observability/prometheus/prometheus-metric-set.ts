@@ -108,12 +108,7 @@ export class PrometheusMetricSet {
       SECONDS,
       registry,
     );
-    this.commitTime = new RecordedHistogram(
-      `${prefix}commit_seconds`,
-      'Duration of each COMMIT.',
-      SECONDS,
-      registry,
-    );
+    this.commitTime = new RecordedHistogram(`${prefix}commit_seconds`, 'Duration of each COMMIT.', SECONDS, registry);
     this.batchSize = new RecordedHistogram(
       `${prefix}batch_size`,
       'Jobs per committed transaction (group commit).',
@@ -210,7 +205,6 @@ function flush(counts: Map<string, number>, counter: Counter<'coordinator' | 'co
   for (const [code, count] of counts) counter.inc({ coordinator, code }, count);
   counts.clear();
 }
-
 
 /** The coordinator's role: `metrics().cluster.role` once several processes share a database, else primary. */
 function roleOf(snapshot: CoordinatorMetrics): string {

@@ -93,6 +93,12 @@ export class RecordedHistogram extends Histogram<'coordinator'> {
       values.push({ labels: { coordinator }, value: recorder.sum, metricName: `${metricName}_sum` } as never);
       values.push({ labels: { coordinator }, value: recorder.count, metricName: `${metricName}_count` } as never);
     }
-    return { name: metricName, help: this.help, type: 'histogram', values, aggregator: 'sum' } as unknown as HistogramData;
+    return {
+      name: metricName,
+      help: this.help,
+      type: 'histogram',
+      values,
+      aggregator: 'sum',
+    } as unknown as HistogramData;
   }
 }
