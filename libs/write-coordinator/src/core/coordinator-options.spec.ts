@@ -99,6 +99,32 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
     'walCheckpoint.waitMs must be a finite number of ms, 0 or more (received -1, number)',
   ],
   [
+    'cluster',
+    { cluster: true },
+    'cluster must be an object { role?, socketPath?, secret?, … } (absent: no cluster) (received true, boolean)',
+  ],
+  [
+    'cluster.role',
+    { cluster: { role: 'leader' } },
+    "cluster.role must be 'auto', 'primary' or 'secondary' (received 'leader', string)",
+  ],
+  [
+    'cluster.retryMs',
+    { cluster: { retryMs: 0 } },
+    'cluster.retryMs must be a finite number of ms greater than 0 (received 0, number)',
+  ],
+  ['cluster.secret', { cluster: { secret: '' } }, "cluster.secret must be a non-empty string (received '', string)"],
+  [
+    'cluster.requestsTable',
+    { cluster: { requestsTable: 'x; DROP TABLE y' } },
+    "cluster.requestsTable must be a table name (letters, digits and _, not starting with a digit) (received 'x; DROP TABLE y', string)",
+  ],
+  [
+    'cluster.heartbeat',
+    { cluster: { heartbeat: 100 } },
+    'cluster.heartbeat must be one of the known options (role, socketPath, lockPath, secret, heartbeatMs, retryMs, forwardTimeoutMs, dedupeWindowMs, pruneIntervalMs, handshakeTimeoutMs, requestsTable) (received 100, number)',
+  ],
+  [
     'walCheckpoint.idle',
     { walCheckpoint: { idle: true } },
     'walCheckpoint.idle must be one of the known options (idleMs, maxWalBytes, waitMs) (received true, boolean)',
