@@ -140,6 +140,8 @@ export class Coordinator {
   private readonly clusterObserver: ClusterObserver;
   /** Set by {@link attach} with the `cluster` option. */
   private cluster: ClusterNode | undefined;
+  /** True once the cluster was joined: the handler names were announced. */
+  private clusterJoined = false;
 
   /**
    * Options the Nest face reads and a plain coordinator ignores: `dataSource` (give it to
@@ -303,7 +305,14 @@ export class Coordinator {
    */
   callForwardable(name: string, args: unknown[], local: () => unknown, options: WriteOptions): Promise<unknown> {
     if (!this.cluster || this.cluster.isPrimary || this.scope.isInside) return this.run(local, options);
-    return this.forward({ op: 'call', name, args: JSON.parse(JSON.stringify(args)) as unknown[] }, undefined, options);
+    let json: unknown[];
+    try {
+      json = JSON.parse(JSON.stringify(args)) as unknown[];
+    } catch (error) {
+      const detail = `the arguments of '${name}' cannot be sent to the primary as JSON (${String(error)})`;
+      return this.queue.refuse(options.label, (job) => new InvalidParamsError(detail, { ...job, cause: error }));
+    }
+    return this.forward({ op: 'call', name, args: json }, undefined, options);
   }
 
   /** @internal Registers a `@SerializedWrite({ forward: true })` method; called by the explorer at bootstrap. */
@@ -325,6 +334,10 @@ export class Coordinator {
     if (typeof fn !== 'function') throw new InvalidOptionsError('fn', 'a function', fn, context);
     if (options.validate !== undefined && typeof options.validate !== 'function') {
       throw new InvalidOptionsError('validate', 'a function', options.validate, context);
+    }
+    if (this.clusterJoined) {
+      // Handler names are part of the cluster handshake: a late one would differ between processes.
+      throw new InvalidOptionsError('method', `registered before attach() (the cluster option is on)`, method, context);
     }
     this.handlers.register(method, fn, `Coordinator.handle('${method}')`, options.validate);
   }
@@ -427,7 +440,9 @@ export class Coordinator {
    * once handlers are registered (their names are part of the handshake).
    */
   protected async startCluster(): Promise<void> {
-    await this.cluster?.start();
+    if (!this.cluster) return;
+    this.clusterJoined = true;
+    await this.cluster.start();
   }
 
   /**

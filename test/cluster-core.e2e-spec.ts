@@ -1,0 +1,133 @@
+import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import { DataSource } from 'typeorm';
+import { Coordinator, WriteCoordinatorOptions } from '@app/write-coordinator';
+import { Item } from './fixtures/item.entity';
+import { openDataSource, tempDir } from './fixtures/temp-sqlite';
+
+/** Two plain coordinators on one file in this process: the first takes the lock, the second forwards. */
+describe('cluster without Nest: Coordinator with the cluster option', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  const opened: Array<{ coordinator: Coordinator; dataSource: DataSource }> = [];
+
+  const member = async (options: WriteCoordinatorOptions = {}, register = true) => {
+    const dataSource = await openDataSource(tmp.file('app.db'));
+    const coordinator = new Coordinator({ ...options, cluster: { retryMs: 10, ...options.cluster } });
+    if (register) {
+      coordinator.handle('add', async (params, manager) => {
+        const { key } = params as { key: string };
+        await manager.insert(Item, { key, job: 0, step: 0 });
+        return { key };
+      });
+    }
+    await coordinator.attach(dataSource);
+    opened.push({ coordinator, dataSource });
+    return coordinator;
+  };
+  const rows = (sql: string) => {
+    const db = new Database(tmp.file('app.db'), { readonly: true });
+    try {
+      return db.prepare(sql).all();
+    } finally {
+      db.close();
+    }
+  };
+
+  beforeEach(() => (tmp = tempDir('wc-cluster-core-')));
+  afterEach(async () => {
+    for (const { coordinator, dataSource } of opened.splice(0).reverse()) {
+      await coordinator.close(1_000);
+      await dataSource.destroy();
+    }
+    tmp.cleanup();
+  });
+
+  it('creates the socket owner-only next to the database, and the lock file', async () => {
+    const primary = await member();
+    const { address } = primary.metrics().cluster!;
+    expect(address).toBe(`unix:${tmp.file('app.db')}.wc.sock`);
+    expect(statSync(tmp.file('app.db.wc.sock')).mode & 0o777).toBe(0o600);
+    expect(statSync(tmp.file('app.db.primary-lock')).isFile()).toBe(true);
+  });
+
+  it('remembers a request id for dedupeWindowMs, then prunes it (the same id then runs again)', async () => {
+    await member({ cluster: { dedupeWindowMs: 200, pruneIntervalMs: 50 } });
+    const secondary = await member();
+    const submit = (key: string) => secondary.submit({ method: 'add', params: { key }, meta: { requestId: 'r1' } });
+    await expect(submit('first')).resolves.toEqual({ key: 'first' });
+    await expect(submit('first')).resolves.toEqual({ key: 'first' }); // recorded: not run again
+    await expect(submit('other')).rejects.toMatchObject({ code: 'INVALID_PARAMS' }); // same id, other request
+    expect(rows('SELECT key FROM items')).toEqual([{ key: 'first' }]);
+    expect(rows('SELECT request_id FROM _write_coordinator_requests')).toEqual([{ request_id: 'r1' }]);
+
+    const deadline = Date.now() + 5_000;
+    while (rows('SELECT request_id FROM _write_coordinator_requests').length > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(rows('SELECT request_id FROM _write_coordinator_requests')).toEqual([]);
+    await expect(submit('other')).resolves.toEqual({ key: 'other' }); // forgotten: a new request
+    expect(rows('SELECT key FROM items ORDER BY id')).toEqual([{ key: 'first' }, { key: 'other' }]);
+  });
+
+  it('a local submit() with a request id on the primary is applied once too', async () => {
+    const primary = await member();
+    const request = { method: 'add', params: { key: 'p' }, meta: { requestId: 'local-1' } };
+    await primary.submit(request);
+    await primary.submit(request);
+    expect(rows('SELECT key FROM items')).toEqual([{ key: 'p' }]);
+  });
+
+  it('refuses a handler registered after attach(): its name would be missing from the handshake', async () => {
+    const primary = await member();
+    expect(() => primary.handle('late', () => undefined)).toThrow(
+      "Coordinator.handle(): method must be registered before attach() (the cluster option is on) (received 'late', string)",
+    );
+  });
+
+  it('a secondary whose handlers differ is refused by the primary: its writes end in UNAVAILABLE quoting why, nothing written', async () => {
+    await member();
+    const stranger = await member({ cluster: { role: 'secondary' }, timeoutMs: 300 }, false);
+    const failure = await stranger.submit({ method: 'add', params: { key: 'x' } }).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
+    expect((failure as Error).message).toContain('HANDLERS_MISMATCH');
+    expect((failure as Error).message).toContain('only on the primary: submit:add');
+    expect(rows('SELECT key FROM items')).toEqual([]);
+  });
+
+  it('a secondary with the wrong secret is refused (UNAUTHORIZED); the right one is served', async () => {
+    await member({ cluster: { secret: 's3cret' } });
+    const wrong = await member({ cluster: { secret: 'guess', role: 'secondary' }, timeoutMs: 300 });
+    const right = await member({ cluster: { secret: 's3cret', role: 'secondary' } });
+    const failure = await wrong.submit({ method: 'add', params: { key: 'w' } }).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 'UNAVAILABLE' });
+    expect((failure as Error).message).toContain('UNAUTHORIZED');
+    await expect(right.submit({ method: 'add', params: { key: 'r' } })).resolves.toEqual({ key: 'r' });
+    expect(rows('SELECT key FROM items')).toEqual([{ key: 'r' }]);
+  });
+
+  it("role 'primary' fails to attach while another process-member holds the lock, naming the lock", async () => {
+    await member();
+    const dataSource = await openDataSource(tmp.file('app.db'));
+    const coordinator = new Coordinator({ cluster: { role: 'primary' } });
+    await expect(coordinator.attach(dataSource)).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+      message: expect.stringContaining('app.db.primary-lock'),
+    });
+    opened.push({ coordinator, dataSource });
+  });
+
+  it('refuses the cluster option on an in-memory database', async () => {
+    const dataSource = await new DataSource({
+      type: 'better-sqlite3',
+      database: ':memory:',
+      entities: [Item],
+      synchronize: true,
+    }).initialize();
+    const coordinator = new Coordinator({ cluster: {} });
+    await expect(coordinator.attach(dataSource)).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+      message: expect.stringContaining('cluster'),
+    });
+    await dataSource.destroy();
+  });
+});
