@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import type { WriteChange, WriteRequestMeta } from '../changes/write-change';
-import type { CoordinatorLog, WriteOptions } from '../core/coordinator';
+import type { ClusterLog } from './cluster-log';
 import { InvalidOptionsError, InvalidParamsError, MethodNotFoundError, WriteCoordinatorError } from '../errors';
 import type { JobInfo } from '../queue/queue.types';
 import { jsonCopy, toCodedError, WriteHandlerRegistry } from '../submit/write-handler.registry';
@@ -15,11 +15,11 @@ export type ForwardableFn = (args: unknown[]) => unknown;
 
 /** What {@link ForwardedWrites} needs from its coordinator. */
 export interface ForwardedWritesDeps {
-  readonly log: CoordinatorLog;
+  readonly log: ClusterLog;
   readonly maxPayloadBytes: number;
   readonly requestsTable: string;
   readonly handlers: WriteHandlerRegistry;
-  run<T>(work: WriteWork<T>, options: WriteOptions): Promise<T>;
+  run<T>(work: WriteWork<T>, options: { timeoutMs?: number; signal?: AbortSignal; label?: string }): Promise<T>;
   refuse(label: string | undefined, makeError: (job: JobInfo) => WriteCoordinatorError): Promise<never>;
   /** Runs a `submit()` handler inside a job and publishes its request change after commit. */
   invokeHandler(
@@ -48,7 +48,7 @@ export class ForwardedWrites implements ClusterHost {
     this.requests = new RequestLog(deps.requestsTable);
   }
 
-  get log(): CoordinatorLog {
+  get log(): ClusterLog {
     return this.deps.log;
   }
 

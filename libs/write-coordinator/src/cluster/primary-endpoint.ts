@@ -1,5 +1,5 @@
 import type { WriteChange } from '../changes/write-change';
-import type { CoordinatorLog } from '../core/coordinator';
+import type { ClusterLog } from './cluster-log';
 import { InvalidParamsError } from '../errors';
 import {
   errorFrame,
@@ -17,7 +17,7 @@ import type { Frame, FrameChannel } from './transport';
 
 /** What the primary's endpoint needs from its coordinator. */
 export interface EndpointHost {
-  readonly log: CoordinatorLog;
+  readonly log: ClusterLog;
   /** Names a secondary must also have (handlers and forwardable methods), sorted. */
   handlerNames(): string[];
   /** Runs a forwarded call once per request id (see `Coordinator`'s exactly-once path). */

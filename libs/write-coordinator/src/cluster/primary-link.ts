@@ -1,5 +1,5 @@
 import type { WriteChange } from '../changes/write-change';
-import type { CoordinatorLog } from '../core/coordinator';
+import type { ClusterLog } from './cluster-log';
 import { CancelledError, TimeoutError, UnavailableError, WriteCoordinatorError } from '../errors';
 
 import { ForwardedCall, fromWireError, PROTOCOL_VERSION, RequestFrame, WelcomeFrame } from './protocol';
@@ -78,7 +78,7 @@ export class PrimaryLink {
       handlerNames: () => string[];
     },
     private readonly events: LinkEvents,
-    private readonly log: CoordinatorLog,
+    private readonly log: ClusterLog,
   ) {}
 
   /** True while a channel to a primary is open and past its handshake. */
