@@ -1,4 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
+import { encodeFrame } from '@app/write-coordinator/cluster/frame-codec';
 import Database from 'better-sqlite3';
 import { createSchema, Member, rowsPerTag } from './fixtures/cluster-members';
 import { compileLibrary } from './fixtures/compiled-library';
@@ -311,6 +312,32 @@ describe('cluster: bad input on the primary socket', () => {
     expect(before).toBe(1);
     expect(rowsPerTag(tmp.file('app.db')).get(tag)).toBe(1);
     client.end();
+  });
+
+  it('a known request id with other params still queued does not make the original request refused (it answers the recorded outcome)', async () => {
+    const [tag, value] = [...good.acknowledged.entries()][1];
+    const client = await welcomed();
+    // Both in one chunk: the second arrives while the first is queued on the primary.
+    const frame = (f: Record<string, unknown>) => encodeFrame(f as never, 0xffff_ffff);
+    client.raw(
+      Buffer.concat([
+        frame(request(1, { requestId: tag, call: { op: 'submit', method: 'append', params: { tag: 'evil-reuse-2' } } })),
+        frame(request(2, { requestId: tag, call: { op: 'submit', method: 'append', params: { tag } } })),
+      ]),
+    );
+    expect(await client.until((frames) => frames.filter((f) => f.type === 'response').length === 2)).toBe(true);
+    const byId = new Map(client.frames.filter((f) => f.type === 'response').map((f) => [f.id as number, f]));
+    expect(byId.get(1)).toMatchObject({ ok: false, error: { code: 'INVALID_PARAMS' } });
+    expect(byId.get(2)).toEqual({ type: 'response', id: 2, ok: true, result: value });
+    client.end();
+  });
+
+  it('a request whose id is a negative integer is a protocol error, like any other unusable id', async () => {
+    const client = await welcomed();
+    client.send(request(0, { id: -1 }));
+    expect(await client.closedWithin()).toBe(true);
+    expect(client.errors).toEqual([expect.objectContaining({ code: 'PROTOCOL' })]);
+    expect(client.frames.filter((f) => f.type === 'response')).toEqual([]);
   });
 
   it('≥ 10,000 fuzzed frames (seeded): every answer is a coded error, every refusal an error frame, nothing written', async () => {
