@@ -48,11 +48,23 @@ export function processCpuMicros(pid) {
   }
 }
 
+/** The pids of `pid`'s children (Linux /proc, `CONFIG_PROC_CHILDREN`), `[]` where unreadable. */
+export function childPids(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .split(' ')
+      .filter((s) => s.trim() !== '')
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Starts the demo on a fresh database with `env` added to this process's environment and waits
  * until `GET /health` answers 200.
  *
- * @returns `{ url, pid, cpuMicros(), output(), stop() }`; `stop()` sends SIGTERM, waits for the
+ * @returns `{ url, pid, cpuMicros(), workerPids(), output(), stop() }`; `stop()` sends SIGTERM, waits for the
  *   exit and removes the database directory.
  * @throws when the demo exits or is not healthy within 30 s, with its output.
  */
@@ -82,6 +94,8 @@ export async function startDemoServer(env = {}) {
     url,
     pid: child.pid,
     cpuMicros: () => processCpuMicros(child.pid),
+    /** With `WORKERS` > 1: the pids of the master's live children (its workers), from /proc; `[]` where unreadable. */
+    workerPids: () => childPids(child.pid),
     output: () => output,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {

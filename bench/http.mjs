@@ -5,21 +5,29 @@
 // commit (the default) and group commit off (WRITE_MAX_BATCH_SIZE=1), plus one per `batchYield`
 // mode given with --yield-modes. After each run: money is conserved and the transfers recorded
 // equal the 2xx responses (plus at most the requests still in flight when autocannon stopped).
+// With --workers N (N > 1) the contenders are instead the demo as N node:cluster workers on one file
+// (WORKERS=N): (a) every worker with its own coordinator, meeting the others at SQLite's lock
+// (WRITE_CLUSTER=0), and (b) the workers forwarding their writes to the elected primary (issue 12);
+// 64 connections by default, the non-2xx answers counted by error code (BUSY among them), the mean
+// batch and the CPU per request read from every worker (primary and secondaries apart).
 // Not a test: it prints figures; it exits 1 only when a run failed or a consistency check did.
 // Usage: npm run bench:http [-- --quick] [--duration 10] [--connections 1,64] [--sync FULL,NORMAL]
 //        [--yield-modes auto,never,always] [--rounds N] [--warmup 1] [--json <file>]
+//        npm run bench:http -- --workers 4 [--rounds 3] [--duration 10] [--connections 64]
+import { request as httpRequest } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { startDemoServer } from './demo-server.mjs';
+import { processCpuMicros, startDemoServer } from './demo-server.mjs';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     duration: { type: 'string' },
     warmup: { type: 'string' },
-    connections: { type: 'string', default: '1,64' },
+    connections: { type: 'string' },
+    workers: { type: 'string', default: '1' },
     sync: { type: 'string', default: 'FULL' },
     'yield-modes': { type: 'string' },
     rounds: { type: 'string', default: '1' },
@@ -50,7 +58,10 @@ const positiveInteger = (name, raw) => {
 
 const DURATION_S = positiveNumber('duration', args.duration ?? (args.quick ? '3' : '10'));
 const WARMUP_S = args.warmup === '0' ? 0 : positiveNumber('warmup', args.warmup ?? (args.quick ? '0.5' : '1'));
-const CONNECTIONS = list(args.connections).map((c) => positiveInteger('connections', c));
+const WORKERS = positiveInteger('workers', args.workers);
+const CONNECTIONS = list(args.connections ?? (WORKERS > 1 ? '64' : '1,64')).map((c) =>
+  positiveInteger('connections', c),
+);
 const SYNCS = list(args.sync).map((s) =>
   ['OFF', 'NORMAL', 'FULL', 'EXTRA'].includes(s)
     ? s
@@ -65,11 +76,65 @@ const ACCOUNTS = Math.max(2, positiveInteger('accounts', args.accounts));
 const INITIAL_BALANCE = 1_000_000_000;
 
 /** Each contender is the demo started with these extra environment settings. */
-const CONTENDERS = [
-  { name: 'group commit (default)', env: {} },
-  { name: 'group commit off (maxBatchSize 1)', env: { WRITE_MAX_BATCH_SIZE: '1' } },
-  ...YIELD_MODES.map((mode) => ({ name: `group commit, batchYield '${mode}'`, env: { WRITE_BATCH_YIELD: mode } })),
-];
+const CONTENDERS =
+  WORKERS > 1
+    ? [
+        { name: `(a) ${WORKERS} workers, own coordinators`, env: { WORKERS: String(WORKERS), WRITE_CLUSTER: '0' } },
+        { name: `(b) ${WORKERS} workers, forwarding`, env: { WORKERS: String(WORKERS), WRITE_CLUSTER: '1' } },
+      ]
+    : [
+        { name: 'group commit (default)', env: {} },
+        { name: 'group commit off (maxBatchSize 1)', env: { WRITE_MAX_BATCH_SIZE: '1' } },
+        ...YIELD_MODES.map((mode) => ({
+          name: `group commit, batchYield '${mode}'`,
+          env: { WRITE_BATCH_YIELD: mode },
+        })),
+      ];
+
+/** A GET on a new connection: node:cluster hands each new connection to the next free worker. */
+function getFresh(url, path) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url + path, { agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(`${path}: ${res.statusCode}`)),
+      );
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** `/metrics` of each of the WORKERS workers, by pid (new connections until every worker has answered). */
+async function workersMetrics(url) {
+  const byPid = new Map();
+  for (let probe = 0; byPid.size < WORKERS; probe++) {
+    if (probe === 40 * WORKERS) throw new Error(`only ${byPid.size} of ${WORKERS} workers answered /metrics`);
+    const m = await getFresh(url, '/metrics');
+    byPid.set(m.pid, m);
+  }
+  return byPid;
+}
+
+/**
+ * With several workers: waits until the number of transfers in the file held still for 500 ms (the
+ * requests cut off at autocannon's stop have landed), then reads every worker's metrics.
+ */
+async function settledWorkers(url) {
+  let last = (await call(url, 'GET', '/totals')).transfers;
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const now = (await call(url, 'GET', '/totals')).transfers;
+    if (now === last) return workersMetrics(url);
+    last = now;
+  }
+}
+
+/** Sum of `pick(metrics)` over the workers of `after`, less the same in `before`. */
+const deltaOver = (before, after, pick) =>
+  [...after].reduce((sum, [pid, m]) => sum + pick(m) - (before.has(pid) ? pick(before.get(pid)) : 0), 0);
 
 async function call(url, method, path, body) {
   const res = await fetch(url + path, {
@@ -114,6 +179,7 @@ async function settled(url) {
  */
 async function drive(url, ids, connections, seconds) {
   const latencies = [];
+  const codes = {};
   const instance = autocannon({
     url,
     connections,
@@ -129,13 +195,24 @@ async function drive(url, ids, connections, seconds) {
           const amount = 1 + Math.floor(Math.random() * 100);
           return { ...request, body: JSON.stringify({ fromId: ids[from], toId: ids[to], amount }) };
         },
+        // The error code of each non-2xx answer (BUSY, QUEUE_FULL, TIMEOUT, …).
+        onResponse(status, body) {
+          if (status < 300) return;
+          let code = `HTTP ${status}`;
+          try {
+            code = JSON.parse(body).code ?? code;
+          } catch {
+            // not JSON
+          }
+          codes[code] = (codes[code] ?? 0) + 1;
+        },
       },
     ],
   });
   instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
   const result = await instance;
   latencies.sort((a, b) => a - b);
-  return { result, latencies };
+  return { result, latencies, codes };
 }
 
 const percentile = (sorted, p) =>
@@ -147,11 +224,12 @@ async function runOnce(contender, sync, connections) {
   try {
     const ids = await seed(server.url);
     if (WARMUP_S > 0) await drive(server.url, ids, connections, WARMUP_S);
+    if (WORKERS > 1) return await measureWorkers(server, ids, connections);
     const metricsBefore = await settled(server.url);
     const totalsBefore = await call(server.url, 'GET', '/totals');
     const serverCpuBefore = server.cpuMicros();
     const clientCpuBefore = process.cpuUsage();
-    const { result, latencies } = await drive(server.url, ids, connections, DURATION_S);
+    const { result, latencies, codes } = await drive(server.url, ids, connections, DURATION_S);
     const clientCpu = process.cpuUsage(clientCpuBefore);
     const metricsAfter = await settled(server.url);
     // Everything the server did for this load, the requests cut off at the stop included.
@@ -180,6 +258,7 @@ async function runOnce(contender, sync, connections) {
       errors: result.errors,
       timeouts: result.timeouts,
       statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count])),
+      errorCodes: codes,
       recorded,
       unanswered,
       conserved: totalsAfter.totalBalance === totalsBefore.totalBalance,
@@ -203,11 +282,117 @@ async function runOnce(contender, sync, connections) {
   }
 }
 
+/** Per-process CPU time (µs) of the master and each worker pid. */
+const cpuOf = (server, pids) => ({
+  master: server.cpuMicros(),
+  workers: new Map(pids.map((pid) => [pid, processCpuMicros(pid)])),
+});
+
+/** The measured load of a --workers run: every worker's metrics and CPU before and after. */
+async function measureWorkers(server, ids, connections) {
+  const metricsBefore = await settledWorkers(server.url);
+  const totalsBefore = await call(server.url, 'GET', '/totals');
+  const pids = [...metricsBefore.keys()];
+  const cpuBefore = cpuOf(server, pids);
+  const clientCpuBefore = process.cpuUsage();
+  const { result, latencies, codes } = await drive(server.url, ids, connections, DURATION_S);
+  const clientCpu = process.cpuUsage(clientCpuBefore);
+  const metricsAfter = await settledWorkers(server.url);
+  const cpuAfter = cpuOf(server, pids);
+  const totalsAfter = await call(server.url, 'GET', '/totals');
+  if (metricsAfter.size !== pids.length || !pids.every((pid) => metricsAfter.has(pid))) {
+    throw new Error(`the workers changed during the run: ${pids} → ${[...metricsAfter.keys()]}`);
+  }
+  const answered = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
+  const ok = result['2xx'];
+  const recorded = totalsAfter.transfers - totalsBefore.transfers;
+  const unanswered = Math.max(0, result.requests.sent - answered);
+  const committed = deltaOver(metricsBefore, metricsAfter, (m) => m.batches.committed);
+  const batchedJobs = deltaOver(metricsBefore, metricsAfter, (m) => m.batches.jobs);
+  const cpuDelta = (pid) => cpuAfter.workers.get(pid) - cpuBefore.workers.get(pid);
+  const roleOf = (pid) => metricsAfter.get(pid).cluster?.role ?? 'own coordinator';
+  const primary = pids.find((pid) => roleOf(pid) === 'primary');
+  const secondaries = pids.filter((pid) => roleOf(pid) === 'secondary');
+  const perRequest = (micros) => (recorded === 0 || Number.isNaN(micros) ? undefined : micros / recorded);
+  return {
+    seconds: result.duration,
+    requestsPerSecond: answered / result.duration,
+    okPerSecond: ok / result.duration,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    sent: result.requests.sent,
+    answered,
+    ok,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count])),
+    errorCodes: codes,
+    busy: codes.BUSY ?? 0,
+    recorded,
+    unanswered,
+    conserved: totalsAfter.totalBalance === totalsBefore.totalBalance,
+    recordedMatches: recorded >= ok && recorded - ok <= unanswered,
+    meanBatch: committed === 0 ? undefined : batchedJobs / committed,
+    batches: { committed, jobs: batchedJobs },
+    forwarded: primary === undefined ? 0 : deltaOver(metricsBefore, metricsAfter, (m) => m.cluster?.forwarded ?? 0) / 2,
+    // CPU per recorded transfer: every process, and the primary and the secondaries apart.
+    serverCpuUsPerRequest: perRequest(
+      cpuAfter.master - cpuBefore.master + pids.reduce((sum, pid) => sum + cpuDelta(pid), 0),
+    ),
+    masterCpuUsPerRequest: perRequest(cpuAfter.master - cpuBefore.master),
+    primaryCpuUsPerRequest: primary === undefined ? undefined : perRequest(cpuDelta(primary)),
+    secondariesCpuUsPerRequest:
+      primary === undefined ? undefined : perRequest(secondaries.reduce((sum, pid) => sum + cpuDelta(pid), 0)),
+    clientCpuUsPerRequest: answered === 0 ? undefined : (clientCpu.user + clientCpu.system) / answered,
+  };
+}
+
 const median = (xs) => {
   const defined = xs.filter((x) => x !== undefined);
   return defined.length === 0 ? undefined : [...defined].sort((a, b) => a - b)[Math.floor(defined.length / 2)];
 };
 const fmt = (n, digits = 0) => (n === undefined ? '—' : n.toFixed(digits));
+
+/** The --workers table: (a) and (b) side by side, and (b)/(a). */
+function printWorkers(rows) {
+  console.table(
+    rows.map((r) => ({
+      connections: r.connections,
+      contender: r.contender,
+      'req/s': r.failedRounds === ROUNDS ? 'FAILED' : fmt(r.requestsPerSecond),
+      'p50 ms': fmt(r.p50Ms, 2),
+      'p99 ms': fmt(r.p99Ms, 2),
+      'non-2xx or error': r.non2xx,
+      BUSY: r.busy,
+      'mean batch': fmt(r.meanBatch, 1),
+      'CPU µs/req all': fmt(r.serverCpuUsPerRequest),
+      'CPU µs/req master': fmt(r.masterCpuUsPerRequest),
+      'CPU µs/req primary': fmt(r.primaryCpuUsPerRequest),
+      'CPU µs/req secondaries': fmt(r.secondariesCpuUsPerRequest),
+      'conserved, rows == 2xx': r.failedRounds === ROUNDS ? '—' : r.consistent ? 'yes' : 'NO',
+    })),
+  );
+  for (const r of rows) {
+    if (Object.keys(r.errorCodes).length > 0)
+      console.log(`${r.contender}: non-2xx by code ${JSON.stringify(r.errorCodes)}`);
+  }
+  for (const connections of new Set(rows.map((r) => r.connections))) {
+    const [a, b] = rows.filter((r) => r.connections === connections);
+    if (a?.requestsPerSecond && b?.requestsPerSecond) {
+      const perRound = a.rounds.map((ra, i) => {
+        const rb = b.rounds[i];
+        return ra.requestsPerSecond && rb?.requestsPerSecond
+          ? (rb.requestsPerSecond / ra.requestsPerSecond).toFixed(2)
+          : '—';
+      });
+      console.log(
+        `${connections} connections: (b)/(a) = ${(b.requestsPerSecond / a.requestsPerSecond).toFixed(2)}× req/s ` +
+          `(medians; per round ${perRound.join(', ')})`,
+      );
+    }
+  }
+}
 
 async function main() {
   const total = SYNCS.length * CONNECTIONS.length * CONTENDERS.length * ROUNDS;
@@ -256,6 +441,14 @@ async function main() {
           meanBatch: pick('meanBatch'),
           peakQueueDepth: pick('peakQueueDepth'),
           serverCpuUsPerRequest: pick('serverCpuUsPerRequest'),
+          busy: ok.reduce((sum, x) => sum + (x.errorCodes.BUSY ?? 0), 0),
+          errorCodes: ok.reduce((all, x) => {
+            for (const [code, n] of Object.entries(x.errorCodes)) all[code] = (all[code] ?? 0) + n;
+            return all;
+          }, {}),
+          masterCpuUsPerRequest: pick('masterCpuUsPerRequest'),
+          primaryCpuUsPerRequest: pick('primaryCpuUsPerRequest'),
+          secondariesCpuUsPerRequest: pick('secondariesCpuUsPerRequest'),
           consistent: ok.length > 0 && ok.every((x) => x.conserved && x.recordedMatches),
           rounds: rounds.get(contender),
         });
@@ -265,11 +458,16 @@ async function main() {
 
   console.log(
     `bench:http${args.quick ? ' (--quick)' : ''}: demo over HTTP, POST /transfers only, ${DURATION_S} s per run ` +
-      `after ${WARMUP_S} s of warm-up, ${ROUNDS} round(s)${ROUNDS > 1 ? ', medians' : ''}, ${ACCOUNTS} accounts; ` +
+      `after ${WARMUP_S} s of warm-up, ${ROUNDS} round(s)${ROUNDS > 1 ? ', medians' : ''}, ${ACCOUNTS} accounts` +
+      `${WORKERS > 1 ? `, ${WORKERS} node:cluster workers` : ''}; ` +
       `node ${process.version}, ${cpus().length} cores (autocannon shares them with the demo)`,
   );
   for (const sync of SYNCS) {
     console.log(`\nsynchronous=${sync}`);
+    if (WORKERS > 1) {
+      printWorkers(results.filter((r) => r.sync === sync));
+      continue;
+    }
     console.table(
       results
         .filter((r) => r.sync === sync)

@@ -74,7 +74,7 @@ async function main() {
       );
       latencies.push(performance.now() - t0);
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-      if (res.status !== 201 && res.status !== 422) errors++;
+      if (res.status !== 201 && res.status !== 409) errors++;
       const seconds = (performance.now() - started) / 1000;
       bar.increment(1, { rate: Math.round(latencies.length / seconds), errors });
     }
@@ -93,7 +93,7 @@ async function main() {
   console.log(`throughput   ${(transfers / seconds).toFixed(0)} transfers/s over ${seconds.toFixed(2)} s`);
   console.log(`latency      p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms`);
   console.log(`statuses     ${[...statuses].map(([s, n]) => `${s === 0 ? 'network error' : s}: ${n}`).join(', ')}`);
-  console.log(`errors       ${errors} (anything but 201 created / 422 insufficient funds)`);
+  console.log(`errors       ${errors} (anything but 201 created / 409 insufficient funds)`);
   console.log(`balance      total before ${before.totalBalance}, after ${after.totalBalance}`);
   console.log(`transfers    ${committed} acknowledged, ${recorded} recorded`);
   console.log(`conserved    ${conserved ? 'yes' : 'NO'}`);

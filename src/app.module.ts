@@ -36,6 +36,8 @@ export class AppModule {
           maxBatchSize: config.writeMaxBatchSize,
           // Passed only when set: libraries without the option refuse it as unknown.
           ...(config.writeBatchYield === undefined ? {} : { batchYield: config.writeBatchYield }),
+          // Several processes on this file: one elected primary runs the forwarded writes.
+          ...(config.writeCluster ? { cluster: {} } : {}),
           isGlobal: true,
           instrumentation: [new WriteCoordinatorPrometheus({ registry: metrics })],
         }),

@@ -28,6 +28,18 @@ export interface DemoConfig {
   writeMaxBatchSize?: number;
   /** Group commit's yield before COMMIT. Env `WRITE_BATCH_YIELD`, default: not passed (the coordinator's own). */
   writeBatchYield?: DemoBatchYield;
+  /**
+   * Processes serving the demo on one port and one database file (node:cluster). Env `WORKERS`,
+   * default 1: a single process, no cluster. More than 1: a master process forks that many workers
+   * and restarts one that dies; it never opens the database itself.
+   */
+  workers?: number;
+  /**
+   * The coordinator's `cluster` option: one elected primary runs the writes, the other processes
+   * forward theirs to it. Env `WRITE_CLUSTER` (`1` or `0`), default on when `WORKERS` > 1. `0` with
+   * several workers gives every worker its own coordinator, meeting the others at SQLite's lock.
+   */
+  writeCluster?: boolean;
 }
 
 /** Reads {@link DemoConfig} from `env`, failing with a clear message on a malformed value. */
@@ -42,7 +54,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     writeSynchronous: oneOf(env, 'WRITE_SYNCHRONOUS', ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const),
     writeMaxBatchSize: positiveInteger(env, 'WRITE_MAX_BATCH_SIZE'),
     writeBatchYield: oneOf(env, 'WRITE_BATCH_YIELD', ['auto', 'always', 'never'] as const),
+    ...cluster(env),
   };
+}
+
+function cluster(env: NodeJS.ProcessEnv): Pick<DemoConfig, 'workers' | 'writeCluster'> {
+  const workers = positiveInteger(env, 'WORKERS') ?? 1;
+  const writeCluster = oneOf(env, 'WRITE_CLUSTER', ['0', '1'] as const);
+  return { workers, writeCluster: writeCluster === undefined ? workers > 1 : writeCluster === '1' };
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

@@ -24,7 +24,22 @@ describe('demo configuration', () => {
       }
     });
 
+    it('runs one process without a cluster by default; WORKERS > 1 turns the cluster on, WRITE_CLUSTER overrides', () => {
+      const pick = (env: NodeJS.ProcessEnv) => {
+        const { workers, writeCluster } = loadConfig(env);
+        return { workers, writeCluster };
+      };
+      expect(pick({})).toEqual({ workers: 1, writeCluster: false });
+      expect(pick({ WORKERS: '', WRITE_CLUSTER: '' })).toEqual({ workers: 1, writeCluster: false });
+      expect(pick({ WORKERS: '4' })).toEqual({ workers: 4, writeCluster: true });
+      expect(pick({ WORKERS: '4', WRITE_CLUSTER: '0' })).toEqual({ workers: 4, writeCluster: false });
+      expect(pick({ WORKERS: '1', WRITE_CLUSTER: '1' })).toEqual({ workers: 1, writeCluster: true });
+    });
+
     it.each([
+      ['WORKERS', '0', "WORKERS must be an integer, 1 or more (received '0')"],
+      ['WORKERS', 'four', "WORKERS must be an integer, 1 or more (received 'four')"],
+      ['WRITE_CLUSTER', 'yes', "WRITE_CLUSTER must be one of 0, 1 (received 'yes')"],
       ['WRITE_SYNCHRONOUS', 'full', "WRITE_SYNCHRONOUS must be one of OFF, NORMAL, FULL, EXTRA (received 'full')"],
       ['WRITE_MAX_BATCH_SIZE', '0', "WRITE_MAX_BATCH_SIZE must be an integer, 1 or more (received '0')"],
       ['WRITE_MAX_BATCH_SIZE', '2.5', "WRITE_MAX_BATCH_SIZE must be an integer, 1 or more (received '2.5')"],

@@ -91,10 +91,13 @@ describe('ledger demo over HTTP', () => {
     expect((await http().get('/totals')).body).toEqual({ accounts: 2, transfers: 0, totalBalance: 200 });
   });
 
-  it('rolls back a refused transfer (422) and a transfer to a missing account (404)', async () => {
+  it('rolls back a refused transfer (409 CONFLICT) and a transfer to a missing account (400 INVALID_PARAMS)', async () => {
     const ids = await openAccounts(2, 100);
-    await http().post('/transfers').send({ fromId: ids[0], toId: ids[1], amount: 101 }).expect(422);
-    await http().post('/transfers').send({ fromId: ids[0], toId: 999, amount: 1 }).expect(404);
+    const refused = await http().post('/transfers').send({ fromId: ids[0], toId: ids[1], amount: 101 }).expect(409);
+    expect(refused.body).toMatchObject({ code: 'CONFLICT', retryable: false });
+    const missing = await http().post('/transfers').send({ fromId: ids[0], toId: 999, amount: 1 }).expect(400);
+    expect(missing.body).toMatchObject({ code: 'INVALID_PARAMS', message: expect.stringContaining('account 999') });
+    await http().post('/accounts').send({ name: 'acc-0', initialBalance: 1 }).expect(409);
     expect((await http().get('/totals')).body).toEqual({ accounts: 2, transfers: 0, totalBalance: 200 });
     expect((await http().get(`/accounts/${ids[0]}`)).body.balance).toBe(100);
   });

@@ -26,10 +26,13 @@ export class HealthController {
     ]);
   }
 
-  /** The coordinator's metrics snapshot as JSON. */
+  /**
+   * The coordinator's metrics snapshot as JSON, with the `pid` of the process that answered (with
+   * `WORKERS` > 1 each connection goes to one worker; `cluster.role` says whether it is the primary).
+   */
   @Get('metrics')
   metrics() {
-    return this.coordinator.metrics();
+    return { pid: process.pid, ...this.coordinator.metrics() };
   }
 
   /** The same metrics in the Prometheus text format (`WriteCoordinatorPrometheus`). */

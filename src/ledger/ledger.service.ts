@@ -1,13 +1,7 @@
-import {
-  BadRequestException,
-  ConflictException,
-  Injectable,
-  NotFoundException,
-  UnprocessableEntityException,
-} from '@nestjs/common';
+import { ConflictException, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { QueryFailedError, Repository } from 'typeorm';
-import { SerializedWrite } from 'nestjs-sqlite-write-coordinator';
+import { ConflictError, InvalidParamsError, SerializedWrite } from 'nestjs-sqlite-write-coordinator';
 import { Account } from './account.entity';
 import { OpenAccountDto } from './dto/open-account.dto';
 import { CreateTransferDto } from './dto/create-transfer.dto';
@@ -19,6 +13,13 @@ import { Transfer } from './transfer.entity';
  * alone, in one transaction, so a transfer's read-check-update cannot interleave with another
  * request's, and a failed transfer leaves nothing behind. Single-statement writes and reads need
  * nothing: the module serialises the former and serves the latter from committed state.
+ *
+ * With several processes (`WORKERS` > 1) the two `@SerializedWrite` methods are `forward: true`: a
+ * worker that is not the elected primary sends the call (JSON arguments) to the primary, which runs
+ * it in its queue and group commit. Their refusals are therefore coordinator errors, which cross
+ * processes with their code (a Nest `HttpException` would arrive as `INTERNAL`), so the answer's
+ * status is the same whichever worker took the request: `InvalidParamsError` → 400 (same account
+ * twice, unknown account), `ConflictError` → 409 (insufficient funds, name taken).
  */
 @Injectable()
 export class LedgerService {
@@ -27,21 +28,21 @@ export class LedgerService {
     @InjectRepository(Transfer) private readonly transfers: Repository<Transfer>,
   ) {}
 
-  @SerializedWrite({ label: 'ledger.openAccount' })
+  @SerializedWrite({ label: 'ledger.openAccount', forward: true, name: 'ledger.openAccount' })
   async openAccount(dto: OpenAccountDto): Promise<Account> {
     if (await this.accounts.existsBy({ name: dto.name })) {
-      throw new UnprocessableEntityException(`an account named '${dto.name}' already exists`);
+      throw new ConflictError(`an account named '${dto.name}' already exists`);
     }
     return this.accounts.save(this.accounts.create({ name: dto.name, balance: dto.initialBalance }));
   }
 
-  @SerializedWrite({ label: 'ledger.transfer' })
+  @SerializedWrite({ label: 'ledger.transfer', forward: true, name: 'ledger.transfer' })
   async transfer(dto: CreateTransferDto): Promise<Transfer> {
-    if (dto.fromId === dto.toId) throw new BadRequestException('fromId and toId must differ');
-    const from = await this.getAccount(dto.fromId);
-    const to = await this.getAccount(dto.toId);
+    if (dto.fromId === dto.toId) throw new InvalidParamsError('fromId and toId must differ');
+    const from = await this.accountToMove(dto.fromId);
+    const to = await this.accountToMove(dto.toId);
     if (from.balance < dto.amount) {
-      throw new UnprocessableEntityException(`account ${from.id} has ${from.balance}, cannot send ${dto.amount}`);
+      throw new ConflictError(`account ${from.id} has ${from.balance}, cannot send ${dto.amount}`);
     }
     from.balance -= dto.amount;
     to.balance += dto.amount;
@@ -63,6 +64,13 @@ export class LedgerService {
     });
     if (!affected) throw new NotFoundException(`account ${id} does not exist`);
     return this.getAccount(id);
+  }
+
+  /** An account a transfer names; a missing one is a bad parameter of the transfer (400). */
+  private async accountToMove(id: number): Promise<Account> {
+    const account = await this.accounts.findOneBy({ id });
+    if (!account) throw new InvalidParamsError(`account ${id} does not exist`);
+    return account;
   }
 
   listAccounts(): Promise<Account[]> {
