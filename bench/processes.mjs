@@ -15,6 +15,8 @@
 // Not a test: it prints figures, it asserts nothing.
 // Usage: npm run bench -- --processes 4 [--callers 16] [--jobs 250] [--rounds 3] [--lone 400]
 //          [--sync FULL] [--json <file>]   (or: npm run bench:processes -- …)
+//   --root <repo>: the repository whose build (dist/) to measure, e.g. a copy with a patch applied
+//   --profile <dir>: every member writes a V8 CPU profile there (--cpu-prof), named after its pid
 //   --jobs: per caller per run (a run is P·C·J jobs); --lone: jobs per side per round at one caller (0: skip)
 import { fork } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +29,6 @@ import Database from 'better-sqlite3';
 import { freshFiles, integerFlag, openRows } from './rows.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const LIB = resolve(here, '../dist/libs/write-coordinator/src/core/index.js');
 const MEMBER = join(here, 'process-member.mjs');
 
 const { values: args } = parseArgs({
@@ -39,6 +40,8 @@ const { values: args } = parseArgs({
     lone: { type: 'string', default: '400' },
     sync: { type: 'string', default: 'FULL' },
     json: { type: 'string' },
+    profile: { type: 'string' },
+    root: { type: 'string', default: join(here, '..') },
     // Accepted (the suite's flags) and ignored here.
     quick: { type: 'boolean', default: false },
   },
@@ -49,6 +52,8 @@ const JOBS = integerFlag('jobs', args.jobs);
 const ROUNDS = integerFlag('rounds', args.rounds);
 const LONE = integerFlag('lone', args.lone, 0);
 const SYNC = args.sync;
+/** The build measured: that of `--root` (default this repository), as `npm run bench` leaves it. */
+const LIB = join(resolve(args.root), 'dist/libs/write-coordinator/src/core/index.js');
 if (!['OFF', 'NORMAL', 'FULL'].includes(SYNC)) {
   console.error(`--sync takes OFF, NORMAL or FULL (received '${SYNC}')`);
   process.exit(2);
@@ -79,6 +84,7 @@ class Member {
         ...(cluster ? { CLUSTER: JSON.stringify(cluster) } : {}),
       },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      execArgv: args.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(args.profile)] : [],
     });
     this.child.stdout.on('data', (chunk) => (this.#output += chunk));
     this.child.stderr.on('data', (chunk) => (this.#output += chunk));
