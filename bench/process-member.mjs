@@ -5,11 +5,14 @@
 //   env: WC_LIB (compiled core entry), DATABASE, CLUSTER (JSON of the cluster option, absent: none),
 //        SYNCHRONOUS, INDEX (this member's number, for unique values)
 //   in:  { cmd: 'metrics', id } → { type: 'metrics', id, metrics, cpuUs } (cpuUs: CPU time of the process so far)
-//        { cmd: 'go', id, callers, jobs, startAt } → at `startAt` (ms, performance.timeOrigin +
-//          performance.now()), `callers` concurrent callers each await `jobs` one-row writes in turn;
+//        { cmd: 'cpu', id } → { type: 'cpu', id, cpuUs }
+//        { cmd: 'go', id, callers, jobs, startAt, requestIds } → at `startAt` (ms, performance.timeOrigin +
+//          performance.now()), `callers` concurrent callers each await `jobs` one-row writes in turn
+//          (with requestIds: each with its own `meta.requestId`, the exactly-once path, even on the primary);
 //          then { type: 'done', id, summary } (latencies, acknowledged, error codes, start and end)
 //        { cmd: 'close', id } → closes the coordinator, { type: 'closed', id }, exits
 //   out: { type: 'ready', role } once attached
+import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { openRows, rowSchema } from './rows.mjs';
@@ -47,7 +50,7 @@ send({ type: 'ready', role: coordinator.metrics().cluster?.role ?? 'alone' });
 let nextValue = INDEX * 100_000_000;
 
 /** `callers` concurrent callers, each awaiting `jobs` writes in turn; latencies in ms, per job. */
-async function load(callers, jobs) {
+async function load(callers, jobs, withRequestIds) {
   const latencies = [];
   const errors = {};
   let acknowledged = 0;
@@ -56,7 +59,11 @@ async function load(callers, jobs) {
       const v = nextValue++;
       const started = performance.now();
       try {
-        await coordinator.submit({ method: 'insert', params: { v } });
+        await coordinator.submit(
+          withRequestIds
+            ? { method: 'insert', params: { v }, meta: { requestId: randomUUID() } }
+            : { method: 'insert', params: { v } },
+        );
         latencies.push(performance.now() - started);
         acknowledged++;
       } catch (error) {
@@ -80,10 +87,12 @@ process.on('message', async (message) => {
         metrics: coordinator.metrics(),
         cpuUs: ((usage) => usage.user + usage.system)(process.cpuUsage()),
       });
+    case 'cpu':
+      return send({ type: 'cpu', id: message.id, cpuUs: ((usage) => usage.user + usage.system)(process.cpuUsage()) });
     case 'go': {
       const wait = message.startAt - now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      const summary = await load(message.callers, message.jobs);
+      const summary = await load(message.callers, message.jobs, message.requestIds === true);
       return send({ type: 'done', id: message.id, summary });
     }
     case 'close':

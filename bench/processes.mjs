@@ -179,9 +179,11 @@ const percentile = (sorted, p) =>
   sorted.length === 0 ? undefined : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 /** Sends go to `members` (each running `callers` × `jobs`), all starting at the same instant. */
-async function go(members, callers, jobs) {
+async function go(members, callers, jobs, extra = {}) {
   const startAt = now() + 50;
-  return Promise.all(members.map((m) => m.call({ cmd: 'go', callers, jobs, startAt }).then((r) => r.summary)));
+  return Promise.all(
+    members.map((m) => m.call({ cmd: 'go', callers, jobs, startAt, ...extra }).then((r) => r.summary)),
+  );
 }
 
 /**
@@ -247,20 +249,27 @@ async function runSide(kind, processes, callers) {
 
 /**
  * One caller on a secondary against one caller on the primary, the others idle, `LONE` jobs each,
- * alternating in slices of {@link LONE_SLICE}; CPU time of the primary and of that secondary.
+ * alternating in slices of {@link LONE_SLICE}; a third side isolates the exactly-once path from the
+ * transport: one caller on the primary whose requests carry a request id (recorded in the requests
+ * table, no socket). CPU: the primary's and that secondary's, per job of each side.
  */
 async function lone(members, primary) {
   const secondary = members.find((m) => m !== primary);
-  const sides = { secondary: { member: secondary, latencies: [] }, primary: { member: primary, latencies: [] } };
+  const sides = {
+    secondary: { member: secondary, requestIds: false },
+    primary: { member: primary, requestIds: false },
+    primaryWithRequestId: { member: primary, requestIds: true },
+  };
+  for (const side of Object.values(sides)) Object.assign(side, { latencies: [], cpuUs: 0 });
   let acknowledged = 0;
   const errors = {};
-  const cpuOf = { secondary: 0, primary: 0 };
+  const cpu = async () =>
+    sum((await Promise.all([primary, secondary].map((m) => m.call({ cmd: 'cpu' })))).map((r) => r.cpuUs));
   for (let done = 0; done < LONE; done += LONE_SLICE) {
-    for (const [name, side] of Object.entries(sides)) {
-      const a = await Promise.all([primary.metrics(), secondary.metrics()]);
-      const [summary] = await go([side.member], 1, Math.min(LONE_SLICE, LONE - done));
-      const b = await Promise.all([primary.metrics(), secondary.metrics()]);
-      cpuOf[name] += b[0].cpuUs - a[0].cpuUs + (b[1].cpuUs - a[1].cpuUs);
+    for (const side of Object.values(sides)) {
+      const before = await cpu();
+      const [summary] = await go([side.member], 1, Math.min(LONE_SLICE, LONE - done), { requestIds: side.requestIds });
+      side.cpuUs += (await cpu()) - before;
       side.latencies.push(...summary.latencies);
       acknowledged += summary.acknowledged;
       for (const [code, n] of Object.entries(summary.errors)) errors[code] = (errors[code] ?? 0) + n;
@@ -273,8 +282,8 @@ async function lone(members, primary) {
       p50Ms: percentile(sorted, 50),
       p99Ms: percentile(sorted, 99),
       meanMs: sum(sorted) / sorted.length,
-      // CPU of the primary and the secondary together, per job of this side.
-      cpuUsPerJob: cpuOf[name] / sorted.length,
+      // CPU of the primary and the secondary together (the go's 50 ms start delay idles), per job of this side.
+      cpuUsPerJob: side.cpuUs / sorted.length,
     };
   }
   return out;
@@ -398,6 +407,10 @@ async function main() {
         ],
         'secondary (forwarded)': fmt(m('secondary', key), key === 'cpuUsPerJob' ? 0 : 3),
         'primary (local)': fmt(m('primary', key), key === 'cpuUsPerJob' ? 0 : 3),
+        'primary, with request id (exactly-once path, local)': fmt(
+          m('primaryWithRequestId', key),
+          key === 'cpuUsPerJob' ? 0 : 3,
+        ),
         'secondary / primary': fmt(m('secondary', key) / m('primary', key), 2),
       })),
     );
