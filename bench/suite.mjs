@@ -9,6 +9,7 @@
 // process CPU time per job and SQL statements executed per job (bench/statement-counter.mjs).
 // Medians over rounds. Not a test: it prints figures, it asserts nothing.
 // Usage: npm run bench [-- --quick] [--json <file>] [--rounds N]
+//        npm run bench -- --processes 4 [...]: several processes on one file instead (bench/processes.mjs)
 import { rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -22,7 +23,10 @@ import { recordCommittedBatches, statementsExecuted } from './statement-counter.
 
 const { Coordinator, WriteQueue } = library;
 
+// --processes N: the several-processes benchmark (bench/processes.mjs, its own flags) instead of the suite.
+const PROCESSES = process.argv.slice(2).some((a) => a === '--processes' || a.startsWith('--processes='));
 const { values: args } = parseArgs({
+  strict: !PROCESSES,
   options: {
     quick: { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -603,7 +607,8 @@ async function main() {
 }
 
 try {
-  await main();
+  if (PROCESSES) await import('./processes.mjs');
+  else await main();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
