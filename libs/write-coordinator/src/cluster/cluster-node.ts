@@ -218,7 +218,8 @@ export class ClusterNode {
     this.ticking = true;
     try {
       if (this.options.role === 'auto' && this.lock.tryAcquire(this)) return await this.promote(false);
-      if (this.link.connected || (await this.link.connect())) return;
+      // (a channel can close again right after its handshake: then retry like any failure)
+      if ((this.link.connected || (await this.link.connect())) && this.link.connected) return;
     } catch (error) {
       this.host.log.error('cluster: could not take over as the primary', error);
     } finally {

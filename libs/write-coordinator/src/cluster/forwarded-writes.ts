@@ -88,11 +88,10 @@ export class ForwardedWrites implements ClusterHost {
   ): Promise<unknown> {
     const label = options.label ?? (call.op === 'submit' ? call.method : call.name);
     const fingerprint = fingerprintOf(call);
+    // A copy of a request still running joins it. Another request reusing the id is queued all the
+    // same: its job finds the id recorded (refused) or not (the first failed: it may run).
     const joined = this.running.get(requestId);
-    if (joined) {
-      if (joined.fingerprint === fingerprint) return joined.outcome;
-      return this.deps.refuse(label, (job) => reused(requestId, job));
-    }
+    if (joined?.fingerprint === fingerprint) return joined.outcome;
     let work: (manager: EntityManager, job: WriteJob) => Promise<unknown>;
     if (call.op === 'submit') {
       const problem = requestProblem({ method: call.method, params: call.params }, this.deps.maxPayloadBytes);
@@ -121,8 +120,10 @@ export class ForwardedWrites implements ClusterHost {
       },
       { timeoutMs: options.timeoutMs, signal: options.signal, label },
     );
-    this.running.set(requestId, { fingerprint, outcome });
-    const forget = () => void this.running.delete(requestId);
+    if (joined) return outcome;
+    const entry = { fingerprint, outcome };
+    this.running.set(requestId, entry);
+    const forget = () => void (this.running.get(requestId) === entry && this.running.delete(requestId));
     outcome.then(forget, forget);
     return outcome;
   }

@@ -6,6 +6,7 @@ import {
   ForwardedCall,
   handlersMismatch,
   helloProblem,
+  isId,
   PROTOCOL_VERSION,
   RequestFrame,
   requestProblem,
@@ -170,7 +171,7 @@ export class PrimaryEndpoint {
   private request(peer: Peer, frame: Frame): void {
     const problem = requestProblem(frame);
     if (problem) {
-      if (!Number.isSafeInteger(frame.id)) return this.refuse(peer.channel, 'PROTOCOL', problem);
+      if (!isId(frame.id)) return this.refuse(peer.channel, 'PROTOCOL', problem);
       peer.channel.send({
         type: 'response',
         id: frame.id,

@@ -117,10 +117,7 @@ export class PrimaryLink {
       channel.close();
       return false;
     }
-    const welcome = await this.handshake(channel);
-    if (!welcome) return false;
-    this.adopt(channel, welcome);
-    return true;
+    return (await this.handshake(channel)) && this.connected;
   }
 
   /**
@@ -229,31 +226,41 @@ export class PrimaryLink {
     entry.channel = channel;
   }
 
-  private handshake(channel: FrameChannel): Promise<WelcomeFrame | undefined> {
+  /**
+   * Sends `hello` and waits for the answer. A `welcome` adopts the channel at once, inside the
+   * frame callback, so frames the primary sent right behind it (changes, in the same chunk) reach
+   * {@link receive} in order. Resolves true once adopted; false for a refusal, a close or silence.
+   */
+  private handshake(channel: FrameChannel): Promise<boolean> {
     return new Promise((resolve) => {
+      let settled = false;
       const timer = setTimeout(
-        () => done(undefined, 'no welcome within the handshake timeout'),
+        () => refused('no welcome within the handshake timeout'),
         this.settings.handshakeTimeoutMs,
       );
-      const done = (welcome: WelcomeFrame | undefined, refusal?: string) => {
+      const refused = (refusal: string | undefined) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
-        if (!welcome) {
-          if (refusal) {
-            if (refusal !== this.refusal) this.log.error(`cluster: the primary refused this process: ${refusal}`);
-            this.refusal = `the primary refused the handshake: ${refusal}`;
-          }
-          channel.close();
+        if (refusal) {
+          if (refusal !== this.refusal) this.log.error(`cluster: the primary refused this process: ${refusal}`);
+          this.refusal = `the primary refused the handshake: ${refusal}`;
         }
-        resolve(welcome);
+        channel.close();
+        resolve(false);
       };
-      channel.onClose((error) => done(undefined, error ? error.message : undefined));
+      channel.onClose((error) => refused(error ? error.message : undefined));
       channel.onFrame((frame) => {
         if (this.channel === channel) return this.receive(frame);
+        if (settled) return;
         if (frame.type === 'welcome' && typeof frame.epoch === 'string' && Number.isSafeInteger(frame.seq)) {
-          return done(frame as WelcomeFrame);
+          if (this.closed) return refused(undefined);
+          settled = true;
+          clearTimeout(timer);
+          this.adopt(channel, frame as WelcomeFrame);
+          return resolve(true);
         }
-        done(
-          undefined,
+        refused(
           frame.type === 'error' ? `${String(frame.code)}: ${String(frame.message)}` : `unexpected '${frame.type}'`,
         );
       });

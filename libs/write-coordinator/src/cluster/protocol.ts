@@ -91,7 +91,8 @@ export function errorFrame(code: ProtocolErrorCode, message: string): ErrorFrame
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+/** A channel-local request id: a non-negative safe integer. */
+export const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256;
 
 /** Why `frame` is not a valid `hello`, or undefined when it is one. */

@@ -32,6 +32,8 @@ export class SocketFrameChannel implements FrameChannel {
   /** Set once, by {@link finish}: every path that ends the channel goes through it. */
   private closeReason: { error?: Error } | undefined;
   private destroyTimer: NodeJS.Timeout | undefined;
+  /** Whether frames sent in this tick are being held, to leave in one write at the next tick. */
+  private corked = false;
   private readonly released: Promise<void>;
 
   constructor(
@@ -65,7 +67,18 @@ export class SocketFrameChannel implements FrameChannel {
 
   send(frame: Frame): boolean {
     if (this.closed) return false;
-    this.socket.write(encodeFrame(frame, this.maxFrameBytes));
+    const bytes = encodeFrame(frame, this.maxFrameBytes);
+    // Frames sent in the same tick (the answers and changes of one committed batch, the requests
+    // of callers submitting together) leave in one writev instead of one write each.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(bytes);
     return true;
   }
 
