@@ -57,6 +57,8 @@ export interface ClusterHost extends EndpointHost {
   prune(before: number): Promise<void>;
   /** Re-emits a change the primary committed, on this process's publisher. */
   publishRemote(change: WriteChange): void;
+  /** Whether this process has a publisher to re-emit the primary's changes on (else none are sent to it). */
+  wantsRemoteChanges(): boolean;
 }
 
 /**
@@ -197,6 +199,7 @@ export class ClusterNode {
         heartbeatMs: this.options.heartbeatMs,
         handshakeTimeoutMs: this.options.handshakeTimeoutMs,
         handlerNames: () => this.host.handlerNames(),
+        wantsChanges: () => this.host.wantsRemoteChanges(),
       },
       {
         lost: (reason) => {

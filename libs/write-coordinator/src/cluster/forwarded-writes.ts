@@ -31,6 +31,8 @@ export interface ForwardedWritesDeps {
   ): Promise<unknown>;
   /** Re-emits a change of the primary on this process's publisher. */
   publish(change: WriteChange): void;
+  /** Whether this process has a publisher at all. */
+  hasPublisher(): boolean;
 }
 
 /**
@@ -140,6 +142,10 @@ export class ForwardedWrites implements ClusterHost {
 
   publishRemote(change: WriteChange): void {
     this.deps.publish(change);
+  }
+
+  wantsRemoteChanges(): boolean {
+    return this.deps.hasPublisher();
   }
 
   private async invokeForwardable(name: string, args: unknown[], job: WriteJob, label: string): Promise<unknown> {

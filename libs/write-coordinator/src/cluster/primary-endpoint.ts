@@ -33,6 +33,8 @@ export interface EndpointHost {
 interface Peer {
   readonly channel: FrameChannel;
   pid: number | undefined;
+  /** It re-emits changes (said in its hello): only then are they streamed to it. */
+  readonly wantsChanges: boolean;
   /** Requests of this peer still running, by their channel id, to cancel them. */
   readonly running: Map<number, AbortController>;
 }
@@ -71,7 +73,8 @@ export class PrimaryEndpoint {
 
   /** Whether any secondary would receive a change published now. */
   get wantsChanges(): boolean {
-    return this.peers.size > 0;
+    for (const peer of this.peers) if (peer.wantsChanges) return true;
+    return false;
   }
 
   /** Takes a new channel: closes it unless a valid `hello` arrives within the handshake timeout. */
@@ -98,6 +101,7 @@ export class PrimaryEndpoint {
   publish(change: WriteChange): void {
     const seq = ++this.seq;
     for (const peer of this.peers) {
+      if (!peer.wantsChanges) continue;
       try {
         peer.channel.send({ type: 'change', seq, change });
       } catch (error) {
@@ -150,7 +154,7 @@ export class PrimaryEndpoint {
       seq: this.seq,
     };
     channel.send(welcome);
-    return { channel, pid: frame.pid as number, running: new Map() };
+    return { channel, pid: frame.pid as number, wantsChanges: frame.changes !== false, running: new Map() };
   }
 
   private receive(peer: Peer, frame: Frame): void {

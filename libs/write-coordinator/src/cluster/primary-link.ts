@@ -76,6 +76,8 @@ export class PrimaryLink {
       heartbeatMs: number;
       handshakeTimeoutMs: number;
       handlerNames: () => string[];
+      /** Whether this process re-emits the primary's changes (asked at each handshake). */
+      wantsChanges: () => boolean;
     },
     private readonly events: LinkEvents,
     private readonly log: ClusterLog,
@@ -269,6 +271,7 @@ export class PrimaryLink {
         protocol: PROTOCOL_VERSION,
         pid: process.pid,
         handlers: this.settings.handlerNames(),
+        changes: this.settings.wantsChanges(),
         ...(this.settings.secret === undefined ? {} : { secret: this.settings.secret }),
       });
     });

@@ -21,6 +21,8 @@ export interface HelloFrame extends Frame {
   /** Handler names and forwardable method names this secondary may forward, sorted. */
   handlers: string[];
   secret?: string;
+  /** Whether this secondary re-emits the primary's changes (it has a publisher); absent: true. */
+  changes?: boolean;
 }
 
 /** The primary's answer to an accepted `hello`. */
@@ -103,6 +105,7 @@ export function helloProblem(frame: Frame): string | undefined {
   if (!Array.isArray(frame.handlers) || !frame.handlers.every(isName))
     return 'hello.handlers must be an array of names';
   if (frame.secret !== undefined && typeof frame.secret !== 'string') return 'hello.secret must be a string';
+  if (frame.changes !== undefined && typeof frame.changes !== 'boolean') return 'hello.changes must be a boolean';
   return undefined;
 }
 

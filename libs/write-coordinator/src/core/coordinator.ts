@@ -199,6 +199,7 @@ export class Coordinator {
       refuse: (label, makeError) => this.queue.refuse(label, makeError),
       invokeHandler: (method, params, meta, manager, job) => this.invokeHandler(method, params, meta, manager, job),
       publish: (change) => this.publish(change),
+      hasPublisher: () => this.publisher !== undefined,
     });
   }
 
