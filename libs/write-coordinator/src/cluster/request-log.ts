@@ -32,7 +32,7 @@ export class RequestLog {
     job
       .statement(
         `CREATE TABLE IF NOT EXISTS "${this.table}" (request_id TEXT PRIMARY KEY NOT NULL, ` +
-          `fingerprint TEXT NOT NULL, result TEXT, created_at INTEGER NOT NULL)`,
+          `fingerprint TEXT NOT NULL, result TEXT, created_at INTEGER NOT NULL) WITHOUT ROWID`,
       )
       .run();
     job.statement(`CREATE INDEX IF NOT EXISTS "${this.table}_created_at" ON "${this.table}" (created_at)`).run();
