@@ -136,5 +136,6 @@ describe('cluster: several processes on one file', () => {
         `${resent} requests sent again after their primary died`,
     );
     expect(resent).toBeGreaterThan(0); // the kills did land on requests in flight
+    expect(Math.max(...takeovers)).toBeLessThan(1_000); // the bound docs/cluster.md documents
   }, 180_000);
 });
