@@ -123,7 +123,7 @@ describe('GET /metrics/prometheus (WriteCoordinatorPrometheus in the demo)', () 
     gate.resolve();
     await Promise.all([holder, ...batched]);
 
-    // 240 transfers from 8 accounts of 100: the large ones run out of funds (422, rolled back);
+    // 240 transfers from 8 accounts of 100: the large ones run out of funds (409 CONFLICT, rolled back);
     // more callers than the queue holds, so some wait for room. Scrapes run in between.
     const transfers = Array.from({ length: 240 }, (_, i) =>
       http()
@@ -142,9 +142,9 @@ describe('GET /metrics/prometheus (WriteCoordinatorPrometheus in the demo)', () 
     await writes.onIdle();
     const families = await scrape();
     const m: CoordinatorMetrics = writes.metrics();
-    const unprocessable = statuses.filter((s) => s === 422).length;
-    expect(statuses.filter((s) => s !== 201 && s !== 422)).toEqual([]);
-    expect(unprocessable).toBeGreaterThan(0);
+    const insufficient = statuses.filter((s) => s === 409).length;
+    expect(statuses.filter((s) => s !== 201 && s !== 409)).toEqual([]);
+    expect(insufficient).toBeGreaterThan(0);
 
     expect(countersOf(families)).toEqual({
       accepted: m.accepted,
@@ -158,8 +158,9 @@ describe('GET /metrics/prometheus (WriteCoordinatorPrometheus in the demo)', () 
       running: 0,
       waitingForRoom: 0,
     });
-    expect(m).toMatchObject({ cancelled: 1, timedOut: 1, rejected: 1, failed: unprocessable + 2 });
-    expect(valueOf(families, `${P}jobs_failed_total`, { ...coordinator, code: 'UNCODED' })).toBe(unprocessable + 1);
+    expect(m).toMatchObject({ cancelled: 1, timedOut: 1, rejected: 1, failed: insufficient + 2 });
+    expect(valueOf(families, `${P}jobs_failed_total`, { ...coordinator, code: 'CONFLICT' })).toBe(insufficient);
+    expect(valueOf(families, `${P}jobs_failed_total`, { ...coordinator, code: 'UNCODED' })).toBe(1);
     expect(valueOf(families, `${P}jobs_failed_total`, { ...coordinator, code: 'METHOD_NOT_FOUND' })).toBe(1);
     expect(valueOf(families, `${P}jobs_rejected_total`, { ...coordinator, code: 'CANCELLED' })).toBe(1);
 
