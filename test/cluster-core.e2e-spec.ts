@@ -113,7 +113,22 @@ describe('cluster without Nest: Coordinator with the cluster option', () => {
       code: 'INVALID_OPTIONS',
       message: expect.stringContaining('app.db.primary-lock'),
     });
-    opened.push({ coordinator, dataSource });
+    // Given back untouched: plain TypeORM writes work, and the coordinator is not ready.
+    expect(coordinator.isReady).toBe(false);
+    await dataSource.getRepository(Item).insert({ key: 'plain', job: 0, step: 0 });
+    await dataSource.destroy();
+  });
+
+  it('a lock path in a missing directory fails the attach naming it, before the DataSource is taken over', async () => {
+    const dataSource = await openDataSource(tmp.file('app.db'));
+    const coordinator = new Coordinator({ cluster: { lockPath: tmp.file('missing/dir/app.lock') } });
+    await expect(coordinator.attach(dataSource)).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+      message: expect.stringContaining('missing/dir'),
+    });
+    expect(coordinator.isReady).toBe(false);
+    await dataSource.getRepository(Item).insert({ key: 'plain', job: 0, step: 0 }); // plain TypeORM, untouched
+    await dataSource.destroy();
   });
 
   it('refuses the cluster option on an in-memory database', async () => {

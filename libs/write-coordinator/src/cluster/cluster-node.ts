@@ -113,7 +113,19 @@ export class ClusterNode {
    *   when the socket cannot be created.
    */
   async start(): Promise<void> {
-    if (this.options.role !== 'secondary' && this.lock.tryAcquire(this)) {
+    let locked: boolean;
+    try {
+      locked = this.options.role !== 'secondary' && this.lock.tryAcquire(this);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new InvalidOptionsError(
+        'cluster.lockPath',
+        'a file this process can lock',
+        this.lock.path,
+        `Coordinator.attach(): ${message}`,
+      );
+    }
+    if (locked) {
       await this.promote(true);
       return;
     }

@@ -234,7 +234,17 @@ export class Coordinator {
    */
   async attach(dataSource: DataSource): Promise<void> {
     this.attachNow(dataSource);
-    await this.startCluster();
+    try {
+      await this.startCluster();
+    } catch (error) {
+      // Could not join the cluster (e.g. role 'primary' while another process holds the lock):
+      // give the DataSource back untouched, as if attach() had never been called.
+      this.release();
+      this.attachment = undefined;
+      this.cluster = undefined;
+      this.clusterJoined = false;
+      throw error;
+    }
   }
 
   /**
@@ -411,7 +421,8 @@ export class Coordinator {
         'Coordinator.attach()',
       );
     }
-    const databaseFile = this.options.cluster && databaseFileOf(dataSource);
+    // The cluster first: a bad lock or socket path fails the attach before anything is taken over.
+    const cluster = this.options.cluster && this.newClusterNode(this.options.cluster, databaseFileOf(dataSource));
     this.attachment = attachToDataSource(
       dataSource,
       this.options,
@@ -425,13 +436,28 @@ export class Coordinator {
     );
     const { connection } = this.attachment.writer;
     this.wal = new WalCheckpointPolicy(connection, this.options.walCheckpoint, this.queue, (m) => this.log.warn(m));
-    if (this.options.cluster && databaseFile) {
-      this.cluster = new ClusterNode(
-        this.options.cluster,
+    this.cluster = cluster || undefined;
+  }
+
+  private newClusterNode(
+    options: NonNullable<ResolvedWriteCoordinatorOptions['cluster']>,
+    databaseFile: string,
+  ): ClusterNode {
+    try {
+      return new ClusterNode(
+        options,
         databaseFile,
         2 * this.options.maxPayloadBytes + FRAME_ENVELOPE_BYTES,
         this.forwarded,
         this.clusterObserver,
+      );
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new InvalidOptionsError(
+        'cluster',
+        'a lock file and a socket path this process can use',
+        options.lockPath ?? databaseFile,
+        `Coordinator.attach(): ${message}`,
       );
     }
   }
