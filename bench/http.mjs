@@ -236,33 +236,14 @@ async function runOnce(contender, sync, connections) {
     const serverCpuAfter = server.cpuMicros();
     const jobs = metricsAfter.accepted - metricsBefore.accepted;
     const totalsAfter = await call(server.url, 'GET', '/totals');
-    const answered = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
-    const ok = result['2xx'];
-    const recorded = totalsAfter.transfers - totalsBefore.transfers;
-    // A request autocannon sent but stopped waiting for at the end may still commit on the server.
-    const unanswered = Math.max(0, result.requests.sent - answered);
     const batches = {
       committed: metricsAfter.batches.committed - metricsBefore.batches.committed,
       jobs: metricsAfter.batches.jobs - metricsBefore.batches.jobs,
     };
+    const load = loadFigures(result, latencies, codes, totalsBefore, totalsAfter);
+    const { answered } = load;
     return {
-      seconds: result.duration,
-      requestsPerSecond: answered / result.duration,
-      okPerSecond: ok / result.duration,
-      p50Ms: percentile(latencies, 50),
-      p99Ms: percentile(latencies, 99),
-      sent: result.requests.sent,
-      answered,
-      ok,
-      non2xx: result.non2xx,
-      errors: result.errors,
-      timeouts: result.timeouts,
-      statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count])),
-      errorCodes: codes,
-      recorded,
-      unanswered,
-      conserved: totalsAfter.totalBalance === totalsBefore.totalBalance,
-      recordedMatches: recorded >= ok && recorded - ok <= unanswered,
+      ...load,
       meanBatch: batches.committed === 0 ? undefined : batches.jobs / batches.committed,
       batches,
       largestBatch: metricsAfter.batches.largest,
@@ -288,6 +269,37 @@ const cpuOf = (server, pids) => ({
   workers: new Map(pids.map((pid) => [pid, processCpuMicros(pid)])),
 });
 
+/**
+ * What both kinds of run report about the load itself: throughput, latency, answers, and whether
+ * the ledger agrees (money conserved; transfers recorded = 2xx, give or take the requests autocannon
+ * stopped waiting for at the end, which may still commit on the server).
+ */
+function loadFigures(result, latencies, codes, totalsBefore, totalsAfter) {
+  const answered = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
+  const ok = result['2xx'];
+  const recorded = totalsAfter.transfers - totalsBefore.transfers;
+  const unanswered = Math.max(0, result.requests.sent - answered);
+  return {
+    seconds: result.duration,
+    requestsPerSecond: answered / result.duration,
+    okPerSecond: ok / result.duration,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    sent: result.requests.sent,
+    answered,
+    ok,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count])),
+    errorCodes: codes,
+    recorded,
+    unanswered,
+    conserved: totalsAfter.totalBalance === totalsBefore.totalBalance,
+    recordedMatches: recorded >= ok && recorded - ok <= unanswered,
+  };
+}
+
 /** The measured load of a --workers run: every worker's metrics and CPU before and after. */
 async function measureWorkers(server, ids, connections) {
   const metricsBefore = await settledWorkers(server.url);
@@ -303,10 +315,8 @@ async function measureWorkers(server, ids, connections) {
   if (metricsAfter.size !== pids.length || !pids.every((pid) => metricsAfter.has(pid))) {
     throw new Error(`the workers changed during the run: ${pids} → ${[...metricsAfter.keys()]}`);
   }
-  const answered = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
-  const ok = result['2xx'];
-  const recorded = totalsAfter.transfers - totalsBefore.transfers;
-  const unanswered = Math.max(0, result.requests.sent - answered);
+  const load = loadFigures(result, latencies, codes, totalsBefore, totalsAfter);
+  const { answered, recorded } = load;
   const committed = deltaOver(metricsBefore, metricsAfter, (m) => m.batches.committed);
   const batchedJobs = deltaOver(metricsBefore, metricsAfter, (m) => m.batches.jobs);
   const cpuDelta = (pid) => cpuAfter.workers.get(pid) - cpuBefore.workers.get(pid);
@@ -315,24 +325,8 @@ async function measureWorkers(server, ids, connections) {
   const secondaries = pids.filter((pid) => roleOf(pid) === 'secondary');
   const perRequest = (micros) => (recorded === 0 || Number.isNaN(micros) ? undefined : micros / recorded);
   return {
-    seconds: result.duration,
-    requestsPerSecond: answered / result.duration,
-    okPerSecond: ok / result.duration,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-    sent: result.requests.sent,
-    answered,
-    ok,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count])),
-    errorCodes: codes,
+    ...load,
     busy: codes.BUSY ?? 0,
-    recorded,
-    unanswered,
-    conserved: totalsAfter.totalBalance === totalsBefore.totalBalance,
-    recordedMatches: recorded >= ok && recorded - ok <= unanswered,
     meanBatch: committed === 0 ? undefined : batchedJobs / committed,
     batches: { committed, jobs: batchedJobs },
     forwarded: primary === undefined ? 0 : deltaOver(metricsBefore, metricsAfter, (m) => m.cluster?.forwarded ?? 0) / 2,
@@ -354,16 +348,23 @@ const median = (xs) => {
 };
 const fmt = (n, digits = 0) => (n === undefined ? '—' : n.toFixed(digits));
 
+/** The columns every results table starts with. */
+function loadColumns(r) {
+  return {
+    connections: r.connections,
+    contender: r.contender,
+    'req/s': r.failedRounds === ROUNDS ? 'FAILED' : fmt(r.requestsPerSecond),
+    'p50 ms': fmt(r.p50Ms, 2),
+    'p99 ms': fmt(r.p99Ms, 2),
+    'non-2xx or error': r.non2xx,
+  };
+}
+
 /** The --workers table: (a) and (b) side by side, and (b)/(a). */
 function printWorkers(rows) {
   console.table(
     rows.map((r) => ({
-      connections: r.connections,
-      contender: r.contender,
-      'req/s': r.failedRounds === ROUNDS ? 'FAILED' : fmt(r.requestsPerSecond),
-      'p50 ms': fmt(r.p50Ms, 2),
-      'p99 ms': fmt(r.p99Ms, 2),
-      'non-2xx or error': r.non2xx,
+      ...loadColumns(r),
       BUSY: r.busy,
       'mean batch': fmt(r.meanBatch, 1),
       'CPU µs/req all': fmt(r.serverCpuUsPerRequest),
@@ -472,12 +473,7 @@ async function main() {
       results
         .filter((r) => r.sync === sync)
         .map((r) => ({
-          connections: r.connections,
-          contender: r.contender,
-          'req/s': r.failedRounds === ROUNDS ? 'FAILED' : fmt(r.requestsPerSecond),
-          'p50 ms': fmt(r.p50Ms, 2),
-          'p99 ms': fmt(r.p99Ms, 2),
-          'non-2xx or error': r.non2xx,
+          ...loadColumns(r),
           'mean batch': fmt(r.meanBatch, 1),
           'peak queue': fmt(r.peakQueueDepth),
           'server CPU µs/req': fmt(r.serverCpuUsPerRequest),

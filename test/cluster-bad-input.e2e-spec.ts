@@ -5,6 +5,7 @@ import { createSchema, Member, rowsPerTag } from './fixtures/cluster-members';
 import { compileLibrary } from './fixtures/compiled-library';
 import { RawClusterClient } from './fixtures/raw-cluster-client';
 import { tempDir } from './fixtures/temp-sqlite';
+import { prng } from './fixtures/fuzz/fuzz-plan';
 
 /**
  * Bad input on the socket of a real primary (a member process), from raw `net` clients, while a
@@ -251,7 +252,9 @@ describe('cluster: bad input on the primary socket', () => {
       request(12, { call: { op: 'call', name: 'append', args: {} } }),
       request(13, { label: 5 }),
       request(14, { meta: [] }),
-      request(15, { call: { op: 'submit', method: 'append', params: { tag: 'evil-big', pad: 'x'.repeat(MAX_PAYLOAD) } } }),
+      request(15, {
+        call: { op: 'submit', method: 'append', params: { tag: 'evil-big', pad: 'x'.repeat(MAX_PAYLOAD) } },
+      }),
     ];
     for (const frame of invalid) client.send(frame);
     // An unknown method and an unknown forwardable: answered, not run.
@@ -266,7 +269,10 @@ describe('cluster: bad input on the primary socket', () => {
     }
     expect(byId.get(16)).toMatchObject({ ok: false, error: { code: 'METHOD_NOT_FOUND' } });
     expect(byId.get(17)).toMatchObject({ ok: false, error: { code: 'METHOD_NOT_FOUND' } });
-    expect(byId.get(18)).toMatchObject({ ok: false, error: { code: 'INTERNAL', message: expect.stringContaining('NOT NULL') } });
+    expect(byId.get(18)).toMatchObject({
+      ok: false,
+      error: { code: 'INTERNAL', message: expect.stringContaining('NOT NULL') },
+    });
     expect(client.isDone).toBe(false); // still served: an error response is not a protocol error
 
     // Unusable ids: a protocol error, and the channel closes.
@@ -297,7 +303,9 @@ describe('cluster: bad input on the primary socket', () => {
     const [tag, value] = [...good.acknowledged.entries()][0];
     const before = rowsPerTag(tmp.file('app.db')).get(tag);
     const client = await welcomed();
-    client.send(request(1, { requestId: tag, call: { op: 'submit', method: 'append', params: { tag: 'evil-reuse' } } }));
+    client.send(
+      request(1, { requestId: tag, call: { op: 'submit', method: 'append', params: { tag: 'evil-reuse' } } }),
+    );
     client.send(request(2, { requestId: tag, call: { op: 'submit', method: 'append', params: { tag, extra: 1 } } }));
     client.send(request(3, { requestId: tag, call: { op: 'call', name: 'append', args: [{ tag }] } }));
     const responses = () => client.frames.filter((f) => f.type === 'response');
@@ -321,7 +329,9 @@ describe('cluster: bad input on the primary socket', () => {
     const frame = (f: Record<string, unknown>) => encodeFrame(f as never, 0xffff_ffff);
     client.raw(
       Buffer.concat([
-        frame(request(1, { requestId: tag, call: { op: 'submit', method: 'append', params: { tag: 'evil-reuse-2' } } })),
+        frame(
+          request(1, { requestId: tag, call: { op: 'submit', method: 'append', params: { tag: 'evil-reuse-2' } } }),
+        ),
         frame(request(2, { requestId: tag, call: { op: 'submit', method: 'append', params: { tag } } })),
       ]),
     );
@@ -344,7 +354,7 @@ describe('cluster: bad input on the primary socket', () => {
     const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
     const connections = Number(process.env.FUZZ_CONNECTIONS ?? 600);
     console.log(`cluster bad input: fuzz seed ${seed} (replay with FUZZ_SEED=${seed})`);
-    const random = mulberry32(seed);
+    const random = prng(seed);
     const stats = {
       frames: 0,
       connections: 0,
@@ -467,18 +477,6 @@ describe('cluster: bad input on the primary socket', () => {
   }, 60_000);
 });
 
-/** A small seeded PRNG (mulberry32): the same seed replays the same fuzz. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Fuzzed = Record<string, unknown> & { type: string };
 interface FuzzPlan {
   hello: Record<string, unknown>;
@@ -507,7 +505,10 @@ function fuzzConnection(random: () => number, acked: string[]): FuzzPlan {
     if (kind === 4) return '';
     if (kind === 5) return Array.from({ length: int(4) }, () => junk(depth + 1));
     return Object.fromEntries(
-      Array.from({ length: int(4) }, () => [pick(['a', 'type', 'id', 'op', '__proto__', 'constructor', 'ok', 'x']), junk(depth + 1)]),
+      Array.from({ length: int(4) }, () => [
+        pick(['a', 'type', 'id', 'op', '__proto__', 'constructor', 'ok', 'x']),
+        junk(depth + 1),
+      ]),
     );
   };
   const hellos: Array<[boolean, Record<string, unknown>]> = [
@@ -531,13 +532,25 @@ function fuzzConnection(random: () => number, acked: string[]): FuzzPlan {
     (f) => (f.timeoutMs = pick([0, -5, '100', 2 ** 31, 1e300, null, true, []])),
     (f) => (f.label = pick([5, {}, [], true, null])),
     (f) => (f.meta = pick([[], 'm', 7, null, true])),
-    (f) => (f.call = pick([null, [], 'submit', { op: 'drop' }, { op: 'submit' }, { op: 'submit', method: '' }, { op: 'call', name: 'x' }, { op: 'call', name: 'append', args: {} }, junk()])),
+    (f) =>
+      (f.call = pick([
+        null,
+        [],
+        'submit',
+        { op: 'drop' },
+        { op: 'submit' },
+        { op: 'submit', method: '' },
+        { op: 'call', name: 'x' },
+        { op: 'call', name: 'append', args: {} },
+        junk(),
+      ])),
     (f) => ((f.call as Record<string, unknown>).method = `nope-${randomString(random, 6)}`),
     (f) => (f.call = { op: 'call', name: pick(['append', 'submit:append', randomString(random, 8)]), args: [junk()] }),
     (f) => ((f.call as Record<string, unknown>).params = pick([{ other: junk() }, { tag: null }, junk(3), [], 'tag'])),
     (f) => ((f.call as Record<string, unknown>).params = { tag: 'evil-big', pad: 'x'.repeat(MAX_PAYLOAD) }),
     (f) => {
-      if (acked.length) f.requestId = pick(acked); // a known id, other params
+      if (acked.length)
+        f.requestId = pick(acked); // a known id, other params
       else f.requestId = '';
     },
   ];
@@ -571,7 +584,12 @@ function fuzzConnection(random: () => number, acked: string[]): FuzzPlan {
       () => Buffer.from(Array.from({ length: 1 + int(64) }, () => int(256))), // random bytes, random "header"
       () => withHeader(Buffer.from(Array.from({ length: 1 + int(64) }, () => int(256)))), // valid length, junk body
       () => withHeader(Buffer.from(JSON.stringify(pick([[], 1, 'x', null, { t: 1 }, { type: 3 }])))),
-      () => withHeader(Buffer.from(JSON.stringify({ type: pick(['hello', 'welcome', 'response', 'goodbye', randomString(random, 5)]) }))),
+      () =>
+        withHeader(
+          Buffer.from(
+            JSON.stringify({ type: pick(['hello', 'welcome', 'response', 'goodbye', randomString(random, 5)]) }),
+          ),
+        ),
       () => withHeader(Buffer.from(JSON.stringify({ type: 'request', id: pick([1.5, 'x', null, 2 ** 60]) }))),
       () => header(MAX_FRAME + 1 + int(1e6)),
     ];

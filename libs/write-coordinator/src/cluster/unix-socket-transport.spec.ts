@@ -7,6 +7,7 @@ import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from './frame-codec';
 import { FrameError, type FrameErrorReason } from './frame-error';
 import type { Frame, FrameChannel, FrameServer } from './transport';
 import { MAX_SOCKET_PATH_BYTES, UnixSocketTransport, defaultSocketPath } from './unix-socket-transport';
+import { prng } from '../../../../test/fixtures/fuzz/fuzz-plan';
 
 /**
  * Real Unix domain sockets in a temporary directory. FUZZ_CONNECTIONS / FUZZ_SEED widen or replay
@@ -282,7 +283,7 @@ describe('UnixSocketTransport', () => {
     const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
     const connections = Number(process.env.FUZZ_CONNECTIONS ?? 200);
     try {
-      const random = mulberry32(seed);
+      const random = prng(seed);
       const server = await listen();
       const good = await transport().connect(1000);
       const goodPeer = await server.next();
@@ -382,18 +383,6 @@ describe('defaultSocketPath', () => {
     expect(defaultSocketPath(path.join('/tmp', 'y'.repeat(120), 'app.db'))).not.toBe(fallback);
   });
 });
-
-/** A small seeded PRNG (mulberry32), so a failing fuzz run can be replayed with FUZZ_SEED. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One fuzz item: mostly valid frames, sometimes garbage of every kind the decoder must refuse. */
 function fuzzItem(random: () => number, badRate: number): Buffer {
