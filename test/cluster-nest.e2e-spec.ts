@@ -1,4 +1,4 @@
-import { Inject, Injectable, INestApplication, Module } from '@nestjs/common';
+import { Inject, Injectable, INestApplication, Module, Scope } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository, TypeOrmModule } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
@@ -61,10 +61,25 @@ class ClusterItems {
   }
 }
 
+/** Request-scoped: no single instance for the primary to call, so its calls always run where made. */
+@Injectable({ scope: Scope.TRANSIENT })
+class TransientItems {
+  constructor(
+    @InjectRepository(Item) private readonly items: Repository<Item>,
+    @Inject(APP) private readonly app: string,
+  ) {}
+
+  @SerializedWrite({ forward: true, name: 'transient.add' })
+  async add(key: string): Promise<string> {
+    await this.items.insert({ key, job: 0, step: 0 });
+    return this.app;
+  }
+}
+
 function appModule(name: string) {
   @Module({
     imports: [TypeOrmModule.forFeature([Item])],
-    providers: [ClusterItems, { provide: APP, useValue: name }],
+    providers: [ClusterItems, TransientItems, { provide: APP, useValue: name }],
   })
   class FeatureModule {}
   return FeatureModule;
@@ -125,6 +140,12 @@ describe('cluster in Nest apps: a primary and a secondary on one file', () => {
     expect((await committedItems(tmp.file('app.db'))).map((i) => i.key)).toEqual(['forwarded', 'local']);
     expect(coordinator(secondary).metrics().cluster).toMatchObject({ forwarded: 1, forwardedInFlight: 0 });
     expect(coordinator(primary).metrics().cluster).toMatchObject({ forwarded: 1 });
+  });
+
+  it('forward: true on a transient provider runs where it is called (the primary has no instance to call)', async () => {
+    const transient = await secondary.resolve(TransientItems);
+    expect(await transient.add('here')).toBe('secondary');
+    expect((await committedItems(tmp.file('app.db'))).map((i) => i.key)).toEqual(['here']);
   });
 
   it('inside a local job, a forwardable call runs inline in that job (forwarding would wait for our own lock)', async () => {

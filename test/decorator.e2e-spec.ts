@@ -1,4 +1,4 @@
-import { INestApplication, Injectable } from '@nestjs/common';
+import { INestApplication, Injectable, Scope } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { InjectRepository, TypeOrmModule } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
@@ -27,6 +27,17 @@ class AuditWriter {
   }
 }
 
+/** Transient: every consumer gets its own instance, none of them the one Nest lists at bootstrap. */
+@Injectable({ scope: Scope.TRANSIENT })
+class TransientWriter {
+  constructor(@InjectRepository(Item) private readonly items: Repository<Item>) {}
+
+  @SerializedWrite()
+  async add(key: string): Promise<void> {
+    await this.items.insert({ key, job: 0, step: 0 });
+  }
+}
+
 describe('@SerializedWrite', () => {
   let tmp: ReturnType<typeof tempDir>;
   let app: INestApplication;
@@ -41,7 +52,7 @@ describe('@SerializedWrite', () => {
         WriteCoordinatorModule.forRoot(),
         WriteCoordinatorModule.forRoot({ name: 'audit', dataSource: 'audit' }),
       ],
-      providers: [ItemWriter, AuditWriter],
+      providers: [ItemWriter, AuditWriter, TransientWriter],
     }).compile();
     app = moduleRef.createNestApplication({ logger: false });
     await app.init();
@@ -87,6 +98,14 @@ describe('@SerializedWrite', () => {
       'z',
       'kept',
     ]);
+  });
+
+  it('runs through the coordinator on every instance of a transient provider', async () => {
+    const [a, b] = [await app.resolve(TransientWriter), await app.resolve(TransientWriter)];
+    expect(a).not.toBe(b);
+    await Promise.all([a.add('t1'), b.add('t2')]);
+    expect((await committedItems(tmp.file('main.db'))).map((i) => i.key).sort()).toEqual(['t1', 't2']);
+    expect(app.get(WriteCoordinator).metrics()).toMatchObject({ completed: 2 });
   });
 
   it('keeps two coordinators on two DataSources independent', async () => {

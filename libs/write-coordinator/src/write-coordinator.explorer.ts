@@ -24,7 +24,9 @@ export class SerializedWriteExplorer implements OnModuleInit {
 
   onModuleInit(): void {
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
-      const isStatic = wrapper.isDependencyTreeStatic();
+      // A transient provider's tree may be static, yet every consumer gets its own instance: like a
+      // request-scoped one, it has no single instance to attach to.
+      const isStatic = wrapper.isDependencyTreeStatic() && !wrapper.isTransient;
       const instance: unknown = isStatic ? wrapper.instance : undefined;
       const prototype: unknown = isStatic
         ? instance && Object.getPrototypeOf(instance)

@@ -71,6 +71,11 @@ export class ForwardedWrites implements ClusterHost {
     this.forwardables.set(name, { fn, origin });
   }
 
+  /** Whether a forwardable method is registered under `name`. */
+  has(name: string): boolean {
+    return this.forwardables.has(name);
+  }
+
   handlerNames(): string[] {
     return [
       ...this.deps.handlers.names().map((method) => `submit:${method}`),

@@ -315,7 +315,10 @@ export class Coordinator {
    * per request id); everywhere else `local` runs as one job, like `run()`.
    */
   callForwardable(name: string, args: unknown[], local: () => unknown, options: WriteOptions): Promise<unknown> {
-    if (!this.cluster || this.cluster.isPrimary || this.scope.isInside) return this.run(local, options);
+    // Not registered here (a request-scoped provider): not on the primary either, so it runs here.
+    if (!this.cluster || this.cluster.isPrimary || this.scope.isInside || !this.forwarded.has(name)) {
+      return this.run(local, options);
+    }
     let json: unknown[];
     try {
       json = JSON.parse(JSON.stringify(args)) as unknown[];
