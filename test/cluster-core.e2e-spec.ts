@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { Coordinator, WriteCoordinatorOptions } from '@app/write-coordinator';
 import { Item } from './fixtures/item.entity';
 import { openDataSource, tempDir } from './fixtures/temp-sqlite';
+import { RawClusterClient } from './fixtures/raw-cluster-client';
 
 /** Two plain coordinators on one file in this process: the first takes the lock, the second forwards. */
 describe('cluster without Nest: Coordinator with the cluster option', () => {
@@ -75,6 +76,26 @@ describe('cluster without Nest: Coordinator with the cluster option', () => {
     await primary.submit(request);
     await primary.submit(request);
     expect(rows('SELECT key FROM items')).toEqual([{ key: 'p' }]);
+  });
+
+  it('drops a secondary that stops reading its changes (SLOW_CONSUMER) instead of buffering without bound; the others go on', async () => {
+    const primary = await member({ maxPayloadBytes: 1_024 }); // frames ≤ 66 KiB: backlog limit 4 × that
+    const stuck = await RawClusterClient.connect(primary.metrics().cluster!.address);
+    stuck.send({ type: 'hello', protocol: 1, pid: 1, handlers: ['submit:add'], changes: true });
+    expect(await stuck.until((frames) => frames.some((f) => f.type === 'welcome'))).toBe(true);
+    stuck.pause();
+    const secondary = await member();
+    for (let round = 0; round < 20 && primary.metrics().cluster!.peers > 1; round++) {
+      await Promise.all(
+        Array.from({ length: 250 }, (_, i) => primary.submit({ method: 'add', params: { key: `k${round}-${i}` } })),
+      );
+    }
+    expect(primary.metrics().cluster!.peers).toBe(1); // only the good secondary is left
+    await expect(secondary.submit({ method: 'add', params: { key: 'after' } })).resolves.toEqual({ key: 'after' });
+    stuck.resume();
+    expect(await stuck.until((frames) => frames.some((f) => f.type === 'error'))).toBe(true);
+    expect(stuck.errors[0]).toMatchObject({ code: 'SLOW_CONSUMER' });
+    expect(await stuck.closedWithin()).toBe(true);
   });
 
   it('refuses a handler registered after attach(): its name would be missing from the handshake', async () => {

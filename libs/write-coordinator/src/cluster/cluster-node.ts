@@ -11,6 +11,9 @@ import { defaultSocketPath, UnixSocketTransport } from './unix-socket-transport'
 /** How long a stepping-down primary waits for its last answers and goodbyes to reach the secondaries. */
 const GOODBYE_FLUSH_MS = 1_000;
 
+/** How many of the largest frames a secondary may leave unread before the primary drops it. */
+const BACKLOG_FRAMES = 4;
+
 /** The role of a process in a cluster. */
 export type ClusterRole = 'primary' | 'secondary';
 
@@ -84,7 +87,7 @@ export class ClusterNode {
   constructor(
     private readonly options: ResolvedClusterOptions,
     databasePath: string,
-    maxFrameBytes: number,
+    private readonly maxFrameBytes: number,
     private readonly host: ClusterHost,
     private readonly observer: ClusterObserver,
   ) {
@@ -260,6 +263,7 @@ export class ClusterNode {
     this.endpoint = new PrimaryEndpoint(this.host, {
       secret: this.options.secret,
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
+      maxBacklogBytes: BACKLOG_FRAMES * this.maxFrameBytes,
     });
     try {
       await prepared;

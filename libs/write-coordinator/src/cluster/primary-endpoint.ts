@@ -58,7 +58,12 @@ export class PrimaryEndpoint {
 
   constructor(
     private readonly host: EndpointHost,
-    private readonly settings: { secret: string | undefined; handshakeTimeoutMs: number },
+    private readonly settings: {
+      secret: string | undefined;
+      handshakeTimeoutMs: number;
+      /** A secondary with more unread bytes than this is disconnected (it reconnects and counts what it missed). */
+      maxBacklogBytes: number;
+    },
   ) {}
 
   /** Secondaries connected now (past their handshake). */
@@ -102,6 +107,16 @@ export class PrimaryEndpoint {
     const seq = ++this.seq;
     for (const peer of this.peers) {
       if (!peer.wantsChanges) continue;
+      if (peer.channel.bufferedBytes > this.settings.maxBacklogBytes) {
+        // It stopped reading: its frames would pile up here without bound. It reconnects and
+        // reports the changes it missed (ChangesMissed); the others never wait for it.
+        this.refuse(
+          peer.channel,
+          'SLOW_CONSUMER',
+          `${peer.channel.bufferedBytes} bytes unread (more than ${this.settings.maxBacklogBytes})`,
+        );
+        continue;
+      }
       try {
         peer.channel.send({ type: 'change', seq, change });
       } catch (error) {

@@ -78,7 +78,7 @@ export interface WireError {
 
 /** Codes of `error` frames (protocol failures; the channel closes after one). */
 export type ProtocolErrorCode =
-  'PROTOCOL' | 'PROTOCOL_VERSION' | 'UNAUTHORIZED' | 'HANDLERS_MISMATCH' | 'HANDSHAKE_TIMEOUT';
+  'PROTOCOL' | 'PROTOCOL_VERSION' | 'UNAUTHORIZED' | 'HANDLERS_MISMATCH' | 'HANDSHAKE_TIMEOUT' | 'SLOW_CONSUMER';
 
 /** An `error` frame: why the channel is being closed. */
 export interface ErrorFrame extends Frame {

@@ -65,6 +65,10 @@ export class SocketFrameChannel implements FrameChannel {
     return this.closeReason !== undefined;
   }
 
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
   send(frame: Frame): boolean {
     if (this.closed) return false;
     const bytes = encodeFrame(frame, this.maxFrameBytes);

@@ -21,6 +21,8 @@ export interface FrameChannel {
   readonly peer: string;
   /** True once closed (by either side); later {@link send} calls return false. */
   readonly closed: boolean;
+  /** Bytes sent but not yet handed to the peer's transport (a peer that stops reading makes it grow). */
+  readonly bufferedBytes: number;
   /**
    * Queues one frame for the peer. Returns false (sends nothing) when the channel is closed.
    * @throws {FrameError} (`oversized`) when the frame is larger than the transport's maximum; the
