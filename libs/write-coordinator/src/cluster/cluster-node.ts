@@ -82,6 +82,8 @@ export class ClusterNode {
   private retry: NodeJS.Timeout | undefined;
   private pruning: NodeJS.Timeout | undefined;
   private ticking = false;
+  /** A promotion under way (the requests table, then the socket). */
+  private promoting: Promise<void> | undefined;
   private stopped = false;
 
   constructor(
@@ -171,14 +173,14 @@ export class ClusterNode {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.retry);
+    await this.promoting?.catch(() => undefined); // a half-done promotion must not listen after the lock is freed
     clearInterval(this.pruning);
     const until = performance.now() + graceMs;
     while (this.link.inFlight > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
     for (const entry of this.link.close()) {
-      entry.settle({
-        ok: false,
-        error: new ShutdownError('this process stopped before the primary answered', { label: entry.label }),
-      });
+      const error = new ShutdownError('this process stopped before the primary answered', { label: entry.label });
+      if (entry.maybeApplied) Object.defineProperty(error, 'retryable', { value: false, enumerable: true }); // it may have been written
+      entry.settle({ ok: false, error });
     }
     await this.endpoint?.goodbye(GOODBYE_FLUSH_MS);
     await this.server?.close();
@@ -249,8 +251,18 @@ export class ClusterNode {
     }
   }
 
-  /** Becomes the primary: the table, then the waiting requests, then the socket. */
+  /** Becomes the primary; {@link stop} waits for a promotion under way before it frees the lock. */
   private async promote(first: boolean): Promise<void> {
+    const promoting = (this.promoting = this.becomePrimary(first));
+    try {
+      await promoting;
+    } finally {
+      if (this.promoting === promoting) this.promoting = undefined;
+    }
+  }
+
+  /** The table, then the waiting requests, then the socket (unless stopped meanwhile). */
+  private async becomePrimary(first: boolean): Promise<void> {
     const prepared = this.host.prepare(); // queued first: every later job finds the table
     const previous = this.role;
     this.role = 'primary';
@@ -267,8 +279,10 @@ export class ClusterNode {
     });
     try {
       await prepared;
+      if (this.stopped) return; // stop() frees the lock once this returns: never listen after it
       const endpoint = this.endpoint;
       this.server = await this.transport.listen((channel) => endpoint.accept(channel));
+      if (this.stopped) return; // stop() closes the server it now sees
     } catch (error) {
       // Cannot serve: give the lock back and go on as a secondary (or fail the bootstrap).
       this.endpoint = undefined;

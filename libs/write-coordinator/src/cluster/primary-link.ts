@@ -29,12 +29,30 @@ interface Pending {
   readonly meta: RequestFrame['meta'];
   /** `performance.now()` at which the caller's deadline passes. */
   readonly deadline: number;
-  /** The channel it was last sent on (undefined: waiting for a primary). */
+  readonly signal: AbortSignal | undefined;
+  /** The channel it is on now, waiting for its answer (undefined: waiting for a primary). */
   channel: FrameChannel | undefined;
-  /** Ever sent: a primary may have applied it. */
+  /** Ever sent (for the counters). */
   sent: boolean;
-  /** The caller aborted it after it was sent: waiting for the primary's word (or the deadline). */
+  /** A primary may have applied it: it was on a channel that closed before answering. */
+  uncertain: boolean;
+  /** The caller aborted it while a primary had it: waiting for that primary's word. */
   aborted: boolean;
+  settle(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void;
+  /** Stops this link's deadline and abort handling: whoever takes the request over enforces them. */
+  handOver(): void;
+}
+
+/** A request a closing link gives back, for its new owner to run and settle. */
+export interface HandedOver {
+  readonly call: ForwardedCall;
+  readonly requestId: string;
+  readonly label: string | undefined;
+  readonly meta: RequestFrame['meta'];
+  readonly deadline: number;
+  readonly signal: AbortSignal | undefined;
+  /** A primary may already have applied it (so only a run with the same request id is safe). */
+  readonly maybeApplied: boolean;
   settle(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void;
 }
 
@@ -137,17 +155,17 @@ export class PrimaryLink {
       const id = this.nextId++;
       const context = { label: options.label };
       const onAbort = () => {
-        if (!entry.sent)
-          return entry.settle({
-            ok: false,
-            error: new CancelledError('aborted before it was sent to the primary', context),
-          });
-        entry.aborted = true;
-        entry.channel?.send({ type: 'cancel', id });
+        if (entry.channel) {
+          // A primary has it: ask it to cancel, and wait for its word (CANCELLED or the result).
+          entry.aborted = true;
+          entry.channel.send({ type: 'cancel', id });
+          return;
+        }
+        entry.settle({ ok: false, error: cancelled(entry.uncertain, context) });
       };
       const timer = setTimeout(
         () => {
-          if (!entry.sent) {
+          if (!entry.channel && !entry.uncertain) {
             const why = this.refusal ?? 'no primary accepted it before its deadline';
             return entry.settle({ ok: false, error: new UnavailableError(why, context) });
           }
@@ -160,6 +178,10 @@ export class PrimaryLink {
         },
         Math.max(0, options.deadline - performance.now()),
       );
+      const handOver = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+      };
       const entry: Pending = {
         id,
         requestId,
@@ -167,13 +189,15 @@ export class PrimaryLink {
         label: options.label,
         meta: options.meta,
         deadline: options.deadline,
+        signal: options.signal,
         channel: undefined,
         sent: false,
+        uncertain: false,
         aborted: false,
+        handOver,
         settle: (outcome) => {
           if (!this.pending.delete(id)) return;
-          clearTimeout(timer);
-          options.signal?.removeEventListener('abort', onAbort);
+          handOver();
           if (outcome.ok) resolve(outcome.value);
           else reject(outcome.error);
         },
@@ -186,28 +210,34 @@ export class PrimaryLink {
   }
 
   /**
-   * Closes the link for good. The requests still waiting are returned to the caller, who runs them
-   * elsewhere (a promoted node runs them itself, with the same request ids) and settles them.
+   * Closes the link for good. The requests still waiting are handed over (their deadline and abort
+   * no longer watched here): the caller runs them elsewhere — a promoted node runs them itself, with
+   * the same request ids — or answers them, and settles each.
    */
-  close(): Array<{
-    call: ForwardedCall;
-    requestId: string;
-    label?: string;
-    meta?: RequestFrame['meta'];
-    deadline: number;
-    settle: Pending['settle'];
-  }> {
+  close(): HandedOver[] {
     this.closed = true;
     clearInterval(this.heartbeat);
     const channel = this.channel;
     this.channel = undefined;
     channel?.close();
-    return [...this.pending.values()];
+    return [...this.pending.values()].map((entry) => {
+      entry.handOver();
+      return {
+        call: entry.call,
+        requestId: entry.requestId,
+        label: entry.label,
+        meta: entry.meta,
+        deadline: entry.deadline,
+        signal: entry.signal,
+        maybeApplied: entry.uncertain || entry.channel !== undefined,
+        settle: entry.settle,
+      };
+    });
   }
 
   private send(entry: Pending): void {
     const channel = this.channel;
-    if (!channel || channel.closed || this.steppingDown || entry.aborted) return;
+    if (!channel || channel.closed || this.steppingDown) return;
     const frame: RequestFrame = {
       type: 'request',
       id: entry.id,
@@ -292,17 +322,11 @@ export class PrimaryLink {
       clearInterval(this.heartbeat);
       for (const entry of [...this.pending.values()]) {
         if (entry.channel !== channel) continue;
+        // Unanswered: that primary may have applied it. Sent again (same id) to the next one,
+        // unless its caller already gave up on it.
         entry.channel = undefined;
-        if (entry.aborted)
-          entry.settle({
-            ok: false,
-            error: maybeWritten(
-              new CancelledError(
-                'aborted after it was sent; the primary went away before saying whether it was written',
-                { label: entry.label },
-              ),
-            ),
-          });
+        entry.uncertain = true;
+        if (entry.aborted) entry.settle({ ok: false, error: cancelled(true, { label: entry.label }) });
       }
       this.events.lost(error ? error.message : 'the connection closed');
     });
@@ -368,10 +392,12 @@ export class PrimaryLink {
     if (!entry) return;
     if (frame.ok === true) return entry.settle({ ok: true, value: frame.result });
     const code = (frame.error as { code?: unknown } | undefined)?.code;
-    if (!entry.aborted && typeof code === 'string' && STEPPING_DOWN.has(code)) {
-      // Certainly not run there; the primary is going away. Send it to the next one.
+    if (typeof code === 'string' && STEPPING_DOWN.has(code)) {
+      // Certainly not run there; that primary is going away. Send it to the next one (or, if its
+      // caller gave up meanwhile, answer it: not written, unless an earlier primary may have).
       this.steppingDown = true;
       entry.channel = undefined;
+      if (entry.aborted) entry.settle({ ok: false, error: cancelled(entry.uncertain, { label: entry.label }) });
       return;
     }
     entry.settle({ ok: false, error: fromWireError(frame.error, { label: entry.label }) });
@@ -385,6 +411,18 @@ export class PrimaryLink {
       this.events.unresponsive(this.primaryPid);
     }
   }
+}
+
+/** The answer to an aborted request: certainly not written, or (`uncertain`) perhaps written. */
+function cancelled(uncertain: boolean, context: { label?: string }): CancelledError {
+  if (!uncertain) return new CancelledError('aborted before any primary ran it', context);
+  return maybeWritten(
+    new CancelledError(
+      'aborted after it was sent; the primary that had it went away before saying whether it was written ' +
+        '(sending it again with the same meta.requestId is safe)',
+      context,
+    ),
+  );
 }
 
 /** Marks an error whose write may have taken effect: never retryable (unless with the same request id). */
