@@ -82,6 +82,9 @@ export class ClusterNode {
   private retry: NodeJS.Timeout | undefined;
   private pruning: NodeJS.Timeout | undefined;
   private ticking = false;
+  /** Failed promotions so far, and when this process may try the lock again after the last one. */
+  private failedPromotions = 0;
+  private lockAgainAt = 0;
   /** A promotion under way (the requests table, then the socket). */
   private promoting: Promise<void> | undefined;
   private stopped = false;
@@ -104,6 +107,11 @@ export class ClusterNode {
   /** True once this process holds the lock and serves the socket (or is promoting itself). */
   get isPrimary(): boolean {
     return this.role === 'primary';
+  }
+
+  /** True once {@link start} decided a role (until then, during bootstrap, writes run locally). */
+  get joined(): boolean {
+    return this.role !== undefined;
   }
 
   /** Whether a change published now would reach a secondary. */
@@ -237,10 +245,16 @@ export class ClusterNode {
     if (this.stopped || this.role === 'primary' || this.ticking) return;
     this.ticking = true;
     try {
-      if (this.options.role === 'auto' && this.lock.tryAcquire(this)) return await this.promote(false);
+      if (this.options.role === 'auto' && performance.now() >= this.lockAgainAt && this.lock.tryAcquire(this)) {
+        return await this.promote(false);
+      }
       // (a channel can close again right after its handshake: then retry like any failure)
       if ((this.link.connected || (await this.link.connect())) && this.link.connected) return;
     } catch (error) {
+      // It could not serve (e.g. the socket path became unusable): leave the lock to the others for
+      // a while, longer after each failure, rather than take it back every retryMs.
+      this.failedPromotions++;
+      this.lockAgainAt = performance.now() + Math.min(5_000, this.options.retryMs * 2 ** this.failedPromotions);
       this.host.log.error('cluster: could not take over as the primary', error);
     } finally {
       this.ticking = false;

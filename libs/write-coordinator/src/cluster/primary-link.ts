@@ -374,8 +374,11 @@ export class PrimaryLink {
         return;
       }
       case 'goodbye':
+        // The primary steps down after its last change and answer: leave at once (a primary that
+        // kept the channel open after it would otherwise hold this process back for ever).
         this.cleanGoodbye = frame.seq === this.seq;
         this.steppingDown = true;
+        this.channel?.close();
         return;
       case 'pong':
         return;

@@ -297,7 +297,8 @@ export class Coordinator {
       const { detail, cause } = refused;
       return this.queue.refuse(labelOf(options) ?? method, (job) => new InvalidParamsError(detail, { ...job, cause }));
     }
-    if (this.cluster && !this.scope.isInside) {
+    // Before the cluster is joined (a provider writing in onModuleInit), writes run here, as run().
+    if (this.cluster?.joined && !this.scope.isInside) {
       const call: ForwardedCall = { op: 'submit', method, ...(params === undefined ? {} : { params }) };
       if (!this.cluster.isPrimary) return this.forward(call, meta, { ...options, label: options.label ?? method });
       if (meta?.requestId !== undefined)
@@ -316,7 +317,7 @@ export class Coordinator {
    */
   callForwardable(name: string, args: unknown[], local: () => unknown, options: WriteOptions): Promise<unknown> {
     // Not registered here (a request-scoped provider): not on the primary either, so it runs here.
-    if (!this.cluster || this.cluster.isPrimary || this.scope.isInside || !this.forwarded.has(name)) {
+    if (!this.cluster?.joined || this.cluster.isPrimary || this.scope.isInside || !this.forwarded.has(name)) {
       return this.run(local, options);
     }
     let json: unknown[];
