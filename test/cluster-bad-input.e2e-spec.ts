@@ -289,10 +289,11 @@ describe('cluster: bad input on the primary socket', () => {
       expect(await other.closedWithin()).toBe(true);
       expect(other.errors).toEqual([expect.objectContaining({ code: 'PROTOCOL' })]);
     }
-    // The same channel id twice while the first still runs.
+    // The same channel id twice while the first still runs: both in one write, so that the primary
+    // decodes them in one chunk (sent apart, the first could finish before the second arrives).
     const twice = await welcomed();
-    twice.send(request(1, { call: { op: 'submit', method: 'nope' } }));
-    twice.send(request(1, { call: { op: 'submit', method: 'nope' } }));
+    const same = encodeFrame(request(1, { call: { op: 'submit', method: 'nope' } }) as never, 0xffff_ffff);
+    twice.raw(Buffer.concat([same, same]));
     expect(await twice.closedWithin()).toBe(true);
     expect(twice.errors).toEqual([expect.objectContaining({ code: 'PROTOCOL' })]);
     client.end();
