@@ -45,7 +45,7 @@ const samples: Frame[] = [
 describe('encodeFrame / FrameDecoder', () => {
   it('exports the maximum frame size as maxPayloadBytes plus the envelope allowance', () => {
     expect(FRAME_ENVELOPE_ALLOWANCE_BYTES).toBe(64 * 1024);
-    expect(maxFrameBytesFor(1024 * 1024)).toBe(1024 * 1024 + 64 * 1024);
+    expect(maxFrameBytesFor(1024 * 1024)).toBe(2 * 1024 * 1024 + 64 * 1024);
   });
 
   it('writes a 4-byte big-endian length, then the UTF-8 JSON', () => {

@@ -5,8 +5,9 @@ import type { Frame } from './transport';
 export const FRAME_HEADER_BYTES = 4;
 
 /**
- * Room a frame may take beyond the user's payload (the envelope: type, ids, meta, handler name, error
- * fields). The maximum frame size is `maxPayloadBytes + FRAME_ENVELOPE_ALLOWANCE_BYTES`.
+ * Room a frame may take beyond the user's payloads (the envelope: type, ids, meta, handler name,
+ * error fields). The maximum frame size is `2 × maxPayloadBytes + FRAME_ENVELOPE_ALLOWANCE_BYTES`:
+ * a change carries a request's params and its result, each up to `maxPayloadBytes`.
  */
 export const FRAME_ENVELOPE_ALLOWANCE_BYTES = 64 * 1024;
 
@@ -16,10 +17,10 @@ const MAX_ENCODABLE_BYTES = 0xffff_ffff;
 /**
  * The maximum size of a frame's JSON body for a coordinator whose `maxPayloadBytes` is given.
  * @param maxPayloadBytes The coordinator's `maxPayloadBytes` option (default 1 MiB).
- * @returns `maxPayloadBytes + FRAME_ENVELOPE_ALLOWANCE_BYTES`, capped at what 4 bytes can announce.
+ * @returns `2 × maxPayloadBytes + FRAME_ENVELOPE_ALLOWANCE_BYTES`, capped at what 4 bytes can announce.
  */
 export function maxFrameBytesFor(maxPayloadBytes: number): number {
-  return Math.min(maxPayloadBytes + FRAME_ENVELOPE_ALLOWANCE_BYTES, MAX_ENCODABLE_BYTES);
+  return Math.min(2 * maxPayloadBytes + FRAME_ENVELOPE_ALLOWANCE_BYTES, MAX_ENCODABLE_BYTES);
 }
 
 /**

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ClusterMetrics, ClusterNode, ClusterObserver } from '../cluster/cluster-node';
 import { ForwardableFn, ForwardedWrites } from '../cluster/forwarded-writes';
+import { maxFrameBytesFor } from '../cluster/frame-codec';
 import type { ForwardedCall } from '../cluster/protocol';
 import type { ChangePublisher, WriteChange, WriteRequestMeta } from '../changes/write-change';
 import { topicOf } from '../changes/change-topics';
@@ -101,9 +102,6 @@ export interface CoordinatorHooks {
   /** Told of role changes, a lost primary and missed changes (`cluster` option). */
   cluster?: ClusterObserver;
 }
-
-/** Extra frame bytes around a forwarded payload: a change carries params and result, plus names. */
-const FRAME_ENVELOPE_BYTES = 64 * 1024;
 
 /** How long a running job may overrun the grace at shutdown before its caller gets `SHUTDOWN`. */
 const OVERRUN_MS = 1_000;
@@ -300,9 +298,10 @@ export class Coordinator {
     // Before the cluster is joined (a provider writing in onModuleInit), writes run here, as run().
     if (this.cluster?.joined && !this.scope.isInside) {
       const call: ForwardedCall = { op: 'submit', method, ...(params === undefined ? {} : { params }) };
-      if (!this.cluster.isPrimary) return this.forward(call, meta, { ...options, label: options.label ?? method });
-      if (meta?.requestId !== undefined)
+      // A secondary forwards; the primary takes the exactly-once path for a request with an id.
+      if (!this.cluster.isPrimary || meta?.requestId !== undefined) {
         return this.forward(call, meta, { ...options, label: options.label ?? method });
+      }
     }
     return this.run((manager, job) => this.invokeHandler(method, params, meta, manager, job), {
       ...options,
@@ -451,7 +450,7 @@ export class Coordinator {
       return new ClusterNode(
         options,
         databaseFile,
-        2 * this.options.maxPayloadBytes + FRAME_ENVELOPE_BYTES,
+        maxFrameBytesFor(this.options.maxPayloadBytes),
         this.forwarded,
         this.clusterObserver,
       );
