@@ -69,7 +69,7 @@ export class WriteCoordinator
   /**
    * @internal With the `cluster` option, joins the cluster once every module has initialised (the
    * `@WriteHandler` and forwardable names are part of the handshake): takes the primary lock or
-   * connects to its holder. Writes forwarded before then wait for it.
+   * connects to its holder. Writes made before then (in `onModuleInit`) run locally, as `run()`.
    */
   async onApplicationBootstrap(): Promise<void> {
     await this.startCluster();
