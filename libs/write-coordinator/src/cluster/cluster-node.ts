@@ -1,8 +1,8 @@
 import type { WriteChange } from '../changes/write-change';
-import { InvalidOptionsError, ShutdownError } from '../errors';
+import { InvalidOptionsError, ShutdownError, WriteCoordinatorError } from '../errors';
 import type { ResolvedClusterOptions } from './cluster.options';
 import { EndpointHost, PrimaryEndpoint } from './primary-endpoint';
-import { PrimaryLink } from './primary-link';
+import { maybeWritten, PrimaryLink } from './primary-link';
 import { PrimaryLock, primaryLockPath } from './primary-lock';
 import type { ForwardedCall, RequestFrame } from './protocol';
 import type { ClusterTransport, FrameServer } from './transport';
@@ -187,8 +187,7 @@ export class ClusterNode {
     while (this.link.inFlight > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
     for (const entry of this.link.close()) {
       const error = new ShutdownError('this process stopped before the primary answered', { label: entry.label });
-      if (entry.maybeApplied) Object.defineProperty(error, 'retryable', { value: false, enumerable: true }); // it may have been written
-      entry.settle({ ok: false, error });
+      entry.settle({ ok: false, error: entry.maybeApplied ? maybeWritten(error) : error });
     }
     await this.endpoint?.goodbye(GOODBYE_FLUSH_MS);
     await this.server?.close();
@@ -280,10 +279,16 @@ export class ClusterNode {
     const prepared = this.host.prepare(); // queued first: every later job finds the table
     const previous = this.role;
     this.role = 'primary';
+    this.link.noteAbandoned();
     for (const entry of this.link.close()) {
       this.executeHere(entry.call, entry.requestId, entry).then(
         (value) => entry.settle({ ok: true, value }),
-        (error: unknown) => entry.settle({ ok: false, error }),
+        (error: unknown) => {
+          // Refused here before its lookup could tell (cancelled or expired in the queue, …), but
+          // the dead primary may have applied it: the caller must not think it certainly was not.
+          const maybe = entry.maybeApplied && error instanceof WriteCoordinatorError && error.retryable;
+          entry.settle({ ok: false, error: maybe ? maybeWritten(error) : error });
+        },
       );
     }
     this.endpoint = new PrimaryEndpoint(this.host, {

@@ -43,7 +43,10 @@ export interface ForwardedWritesDeps {
  */
 export class ForwardedWrites implements ClusterHost {
   private readonly forwardables = new Map<string, { fn: ForwardableFn; origin: string }>();
-  private readonly running = new Map<string, { fingerprint: string; outcome: Promise<unknown> }>();
+  private readonly running = new Map<
+    string,
+    { fingerprint: string; outcome: Promise<unknown>; join(signal: AbortSignal): Promise<unknown> }
+  >();
   private readonly requests: RequestLog;
 
   constructor(private readonly deps: ForwardedWritesDeps) {
@@ -98,7 +101,7 @@ export class ForwardedWrites implements ClusterHost {
     // A copy of a request still running joins it. Another request reusing the id is queued all the
     // same: its job finds the id recorded (refused) or not (the first failed: it may run).
     const joined = this.running.get(requestId);
-    if (joined?.fingerprint === fingerprint) return joined.outcome;
+    if (joined?.fingerprint === fingerprint) return joined.join(options.signal);
     let work: (manager: EntityManager, job: WriteJob) => Promise<unknown>;
     if (call.op === 'submit') {
       const problem = requestProblem({ method: call.method, params: call.params }, this.deps.maxPayloadBytes);
@@ -114,6 +117,8 @@ export class ForwardedWrites implements ClusterHost {
     } else {
       work = (_manager, job) => this.invokeForwardable(call.name, call.args, job, label);
     }
+    // One job for every copy: it is cancelled only once every caller waiting on it has aborted.
+    const waiters = new Waiters();
     const outcome = this.deps.run(
       async (manager, job) => {
         const seen = this.requests.lookup(job, requestId);
@@ -125,13 +130,16 @@ export class ForwardedWrites implements ClusterHost {
         this.requests.record(job, requestId, fingerprint, result);
         return result;
       },
-      { timeoutMs: options.timeoutMs, signal: options.signal, label },
+      { timeoutMs: options.timeoutMs, signal: waiters.signal, label },
     );
-    if (joined) return outcome;
-    const entry = { fingerprint, outcome };
-    this.running.set(requestId, entry);
-    const forget = () => void (this.running.get(requestId) === entry && this.running.delete(requestId));
+    waiters.add(options.signal);
+    const entry = { fingerprint, outcome, join: (signal: AbortSignal) => (waiters.add(signal), outcome) };
+    const forget = () => {
+      waiters.clear();
+      if (this.running.get(requestId) === entry) this.running.delete(requestId);
+    };
     outcome.then(forget, forget);
+    if (!joined) this.running.set(requestId, entry);
     return outcome;
   }
 
@@ -176,4 +184,39 @@ function reused(requestId: string, job: { jobId?: string; label?: string }): Inv
     `request id '${requestId}' was already used for a different request; nothing was written`,
     job,
   );
+}
+
+/**
+ * The callers waiting on one running request (copies sent on several channels, by several
+ * secondaries): its job's signal aborts once every one of them has aborted, never on one alone.
+ */
+class Waiters {
+  private readonly controller = new AbortController();
+  private readonly listening = new Map<AbortSignal, () => void>();
+  private waiting = 0;
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  add(signal: AbortSignal): void {
+    if (signal.aborted || this.listening.has(signal)) return this.settle();
+    this.waiting++;
+    const onAbort = () => {
+      this.listening.delete(signal);
+      this.waiting--;
+      this.settle();
+    };
+    this.listening.set(signal, onAbort);
+    signal.addEventListener('abort', onAbort, { once: true });
+  }
+
+  clear(): void {
+    for (const [signal, onAbort] of this.listening) signal.removeEventListener('abort', onAbort);
+    this.listening.clear();
+  }
+
+  private settle(): void {
+    if (this.waiting === 0) this.controller.abort();
+  }
 }

@@ -275,8 +275,9 @@ export class PrimaryLink {
         settled = true;
         clearTimeout(timer);
         if (refusal) {
-          if (refusal !== this.refusal) this.log.error(`cluster: the primary refused this process: ${refusal}`);
-          this.refusal = `the primary refused the handshake: ${refusal}`;
+          const quoted = `the primary refused the handshake: ${refusal}`;
+          if (quoted !== this.refusal) this.log.error(`cluster: the primary refused this process: ${refusal}`);
+          this.refusal = quoted;
         }
         channel.close();
         resolve(false);
@@ -337,7 +338,20 @@ export class PrimaryLink {
   }
 
   /** Counts what a reconnection missed: the same primary's gap, or a new primary's changes so far. */
+  /**
+   * This process takes over from its primary (promotion): whatever that primary committed after its
+   * last change reached us is lost to us, unless it said goodbye. Reported, never silent.
+   */
+  noteAbandoned(): void {
+    if (this.epoch !== undefined && !this.cleanGoodbye && this.settings.wantsChanges()) this.reportMissed(0, false);
+  }
+
   private noteMissed(welcome: WelcomeFrame): void {
+    if (!this.settings.wantsChanges()) {
+      // Nothing is streamed to a process without a publisher: nothing to miss.
+      this.epoch = welcome.epoch;
+      return;
+    }
     const first = this.epoch === undefined;
     if (welcome.epoch === this.epoch) {
       this.reportMissed(welcome.seq - this.seq, true);
@@ -403,7 +417,9 @@ export class PrimaryLink {
       if (entry.aborted) entry.settle({ ok: false, error: cancelled(entry.uncertain, { label: entry.label }) });
       return;
     }
-    entry.settle({ ok: false, error: fromWireError(frame.error, { label: entry.label }) });
+    const error = fromWireError(frame.error, { label: entry.label });
+    // Refused here, but an earlier primary that went away unanswering may have applied it.
+    entry.settle({ ok: false, error: entry.uncertain && error.retryable ? maybeWritten(error) : error });
   }
 
   private beat(channel: FrameChannel): void {
@@ -429,7 +445,7 @@ function cancelled(uncertain: boolean, context: { label?: string }): CancelledEr
 }
 
 /** Marks an error whose write may have taken effect: never retryable (unless with the same request id). */
-function maybeWritten<E extends WriteCoordinatorError>(error: E): E {
+export function maybeWritten<E extends WriteCoordinatorError>(error: E): E {
   Object.defineProperty(error, 'retryable', { value: false, enumerable: true });
   return error;
 }
