@@ -1,54 +1,23 @@
-import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { DataSource } from 'typeorm';
 import { Coordinator, WriteCoordinatorOptions } from '@app/write-coordinator';
 import { Item } from './fixtures/item.entity';
-import { openDataSource, tempDir } from './fixtures/temp-sqlite';
+import { openDataSource } from './fixtures/temp-sqlite';
+import { addItem, useClusterMembers } from './fixtures/cluster-in-process';
 import { RawClusterClient } from './fixtures/raw-cluster-client';
 
 /** Two plain coordinators on one file in this process: the first takes the lock, the second forwards. */
 describe('cluster without Nest: Coordinator with the cluster option', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  const opened: Array<{ coordinator: Coordinator; dataSource: DataSource }> = [];
-
-  const member = async (options: WriteCoordinatorOptions = {}, register = true) => {
-    const dataSource = await openDataSource(tmp.file('app.db'));
-    const coordinator = new Coordinator({ ...options, cluster: { retryMs: 10, ...options.cluster } });
-    if (register) {
-      coordinator.handle('add', async (params, manager) => {
-        const { key } = params as { key: string };
-        await manager.insert(Item, { key, job: 0, step: 0 });
-        return { key };
-      });
-    }
-    await coordinator.attach(dataSource);
-    opened.push({ coordinator, dataSource });
-    return coordinator;
-  };
-  const rows = (sql: string) => {
-    const db = new Database(tmp.file('app.db'), { readonly: true });
-    try {
-      return db.prepare(sql).all();
-    } finally {
-      db.close();
-    }
-  };
-
-  beforeEach(() => (tmp = tempDir('wc-cluster-core-')));
-  afterEach(async () => {
-    for (const { coordinator, dataSource } of opened.splice(0).reverse()) {
-      await coordinator.close(1_000);
-      await dataSource.destroy();
-    }
-    tmp.cleanup();
-  });
+  const { member: join, rows, file } = useClusterMembers('wc-cluster-core-');
+  const member = (options: WriteCoordinatorOptions = {}, register = true) =>
+    join(options, register ? (c) => c.handle('add', addItem) : undefined);
 
   it('creates the socket owner-only next to the database, and the lock file', async () => {
     const primary = await member();
     const { address } = primary.metrics().cluster!;
-    expect(address).toBe(`unix:${tmp.file('app.db')}.wc.sock`);
-    expect(statSync(tmp.file('app.db.wc.sock')).mode & 0o777).toBe(0o600);
-    expect(statSync(tmp.file('app.db.primary-lock')).isFile()).toBe(true);
+    expect(address).toBe(`unix:${file('app.db')}.wc.sock`);
+    expect(statSync(file('app.db.wc.sock')).mode & 0o777).toBe(0o600);
+    expect(statSync(file('app.db.primary-lock')).isFile()).toBe(true);
   });
 
   it('remembers a request id for dedupeWindowMs, then prunes it (the same id then runs again)', async () => {
@@ -128,7 +97,7 @@ describe('cluster without Nest: Coordinator with the cluster option', () => {
 
   it("role 'primary' fails to attach while another process-member holds the lock, naming the lock", async () => {
     await member();
-    const dataSource = await openDataSource(tmp.file('app.db'));
+    const dataSource = await openDataSource(file('app.db'));
     const coordinator = new Coordinator({ cluster: { role: 'primary' } });
     await expect(coordinator.attach(dataSource)).rejects.toMatchObject({
       code: 'INVALID_OPTIONS',
@@ -141,8 +110,8 @@ describe('cluster without Nest: Coordinator with the cluster option', () => {
   });
 
   it('a lock path in a missing directory fails the attach naming it, before the DataSource is taken over', async () => {
-    const dataSource = await openDataSource(tmp.file('app.db'));
-    const coordinator = new Coordinator({ cluster: { lockPath: tmp.file('missing/dir/app.lock') } });
+    const dataSource = await openDataSource(file('app.db'));
+    const coordinator = new Coordinator({ cluster: { lockPath: file('missing/dir/app.lock') } });
     await expect(coordinator.attach(dataSource)).rejects.toMatchObject({
       code: 'INVALID_OPTIONS',
       message: expect.stringContaining('missing/dir'),

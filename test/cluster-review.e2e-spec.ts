@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { Injectable, INestApplication, Module, OnModuleInit, Scope } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
@@ -16,6 +15,7 @@ import { Member, createSchema } from './fixtures/cluster-members';
 import { compileLibrary } from './fixtures/compiled-library';
 import { Item } from './fixtures/item.entity';
 import { openDataSource, tempDir } from './fixtures/temp-sqlite';
+import { useClusterMembers } from './fixtures/cluster-in-process';
 import { createTestingApp } from './fixtures/testing-app';
 
 /**
@@ -68,38 +68,13 @@ function slowAdd() {
 }
 
 describe('cluster review: plain coordinators in this process', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  const opened: Array<{ coordinator: Coordinator; dataSource: DataSource }> = [];
-
-  const member = async (options: WriteCoordinatorOptions, handler: Parameters<Coordinator['handle']>[1]) => {
-    const dataSource = await openDataSource(tmp.file('app.db'));
-    const coordinator = new Coordinator({ ...options, cluster: { retryMs: 10, ...options.cluster } });
-    coordinator.handle('slow', handler);
-    await coordinator.attach(dataSource);
-    opened.push({ coordinator, dataSource });
-    return coordinator;
-  };
-  const keys = () => {
-    const db = new Database(tmp.file('app.db'), { readonly: true });
-    try {
-      return (db.prepare('SELECT key FROM items ORDER BY id').all() as Array<{ key: string }>).map((r) => r.key);
-    } finally {
-      db.close();
-    }
-  };
-
-  beforeEach(() => (tmp = tempDir('wc-cluster-review-')));
-  afterEach(async () => {
-    for (const { coordinator, dataSource } of opened.splice(0).reverse()) {
-      await coordinator.close(1_000).catch(() => undefined);
-      await dataSource.destroy();
-    }
-    tmp.cleanup();
-  });
+  const { member: join, keys, file } = useClusterMembers('wc-cluster-review-');
+  const member = (options: WriteCoordinatorOptions, handler: Parameters<Coordinator['handle']>[1]) =>
+    join(options, (c) => c.handle('slow', handler));
 
   it('an abort after a promotion picked up the waiting request: the caller is not told "not written" while it commits', async () => {
     // Another owner holds the primary lock and nobody serves the socket: the request waits, unsent.
-    const lock = PrimaryLock.open(primaryLockPath(tmp.file('app.db')));
+    const lock = PrimaryLock.open(primaryLockPath(file('app.db')));
     const holder = {};
     expect(lock.tryAcquire(holder)).toBe(true);
     const slow = slowAdd();
@@ -122,7 +97,7 @@ describe('cluster review: plain coordinators in this process', () => {
   });
 
   it('close() while a promotion waits for its requests table: the stopped node does not start listening afterwards', async () => {
-    const lock = PrimaryLock.open(primaryLockPath(tmp.file('app.db')));
+    const lock = PrimaryLock.open(primaryLockPath(file('app.db')));
     const holder = {};
     expect(lock.tryAcquire(holder)).toBe(true);
     const slow = slowAdd();
@@ -133,7 +108,7 @@ describe('cluster review: plain coordinators in this process', () => {
     await node.close(1_000); // drains, leaves the cluster (no server yet), frees the lock
     await call;
     await sleep(200);
-    expect(existsSync(tmp.file('app.db.wc.sock')) ? 'a socket is served after close()' : 'no socket').toBe('no socket');
+    expect(existsSync(file('app.db.wc.sock')) ? 'a socket is served after close()' : 'no socket').toBe('no socket');
   });
 
   it('a secondary closing while its forwarded request runs on the primary: not told "retryable" while it commits', async () => {

@@ -7,8 +7,8 @@ import { encodeFrame, FrameDecoder } from '../libs/write-coordinator/src/cluster
 import { PrimaryLock, primaryLockPath } from '../libs/write-coordinator/src/cluster/primary-lock';
 import { createSchema, Member } from './fixtures/cluster-members';
 import { compileLibrary } from './fixtures/compiled-library';
-import { Item } from './fixtures/item.entity';
 import { openDataSource, tempDir } from './fixtures/temp-sqlite';
+import { addItem, useClusterMembers } from './fixtures/cluster-in-process';
 
 /**
  * Second review of the cluster change (issue 12): each test reproduces one finding and fails on
@@ -213,38 +213,8 @@ describe('cluster review 2: a primary that commits and dies before answering (re
 });
 
 describe('cluster review 2: plain coordinators in this process', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  const opened: Array<{ coordinator: Coordinator; dataSource: DataSource }> = [];
-
-  const member = async (options: WriteCoordinatorOptions = {}) => {
-    const dataSource = await openDataSource(tmp.file('app.db'));
-    const coordinator = new Coordinator({ ...options, cluster: { retryMs: 10, ...options.cluster } });
-    coordinator.handle('add', async (params: unknown, manager: EntityManager) => {
-      const { key } = params as { key: string };
-      await manager.insert(Item, { key, job: 0, step: 0 });
-      return { key };
-    });
-    await coordinator.attach(dataSource);
-    opened.push({ coordinator, dataSource });
-    return coordinator;
-  };
-  const keys = () => {
-    const db = new Database(tmp.file('app.db'), { readonly: true });
-    try {
-      return (db.prepare('SELECT key FROM items ORDER BY id').all() as Array<{ key: string }>).map((r) => r.key);
-    } finally {
-      db.close();
-    }
-  };
-
-  beforeEach(() => (tmp = tempDir('wc-cluster-review2-')));
-  afterEach(async () => {
-    for (const { coordinator, dataSource } of opened.splice(0).reverse()) {
-      await coordinator.close(1_000).catch(() => undefined);
-      await dataSource.destroy();
-    }
-    tmp.cleanup();
-  });
+  const { member: join, keys, file } = useClusterMembers('wc-cluster-review2-');
+  const member = (options: WriteCoordinatorOptions = {}) => join(options, (c) => c.handle('add', addItem));
 
   it('the same request id from two secondaries: one caller aborting does not cancel the other caller’s write', async () => {
     const primary = await member();
@@ -278,7 +248,7 @@ describe('cluster review 2: plain coordinators in this process', () => {
       // This test holds the primary lock and serves the socket itself: each connection gets its
       // welcome and is then closed at once, and the secondary connects again, except the 20th and
       // the 1,000th, which stay open while the process's handles are counted.
-      const database = tmp.file('app.db');
+      const database = file('app.db');
       const lock = PrimaryLock.open(primaryLockPath(database));
       const holder = {};
       expect(lock.tryAcquire(holder)).toBe(true);
@@ -334,7 +304,7 @@ describe('cluster review 2: plain coordinators in this process', () => {
   );
 
   it('a secondary refused in the handshake again and again logs the refusal once, not once per retry', async () => {
-    const database = tmp.file('app.db');
+    const database = file('app.db');
     const lock = PrimaryLock.open(primaryLockPath(database));
     const holder = {};
     expect(lock.tryAcquire(holder)).toBe(true);
