@@ -11,6 +11,7 @@ import {
   WriteHandler,
 } from '@app/write-coordinator';
 import { PrimaryLock, primaryLockPath } from '../libs/write-coordinator/src/cluster/primary-lock';
+import { claimOf, settle, sleep, until } from './fixtures/caller-outcome';
 import { Member, createSchema } from './fixtures/cluster-members';
 import { compileLibrary } from './fixtures/compiled-library';
 import { Item } from './fixtures/item.entity';
@@ -23,35 +24,6 @@ import { createTestingApp } from './fixtures/testing-app';
  * code it was written against. What a caller is told must match what the database holds: an error
  * with `retryable: true` promises the write certainly did not take effect.
  */
-
-type Outcome = { ok: true; value: unknown } | { ok: false; code: string; retryable: boolean; message: string };
-
-const settle = (promise: Promise<unknown>): Promise<Outcome> =>
-  promise.then(
-    (value) => ({ ok: true as const, value }),
-    (error: { code: string; retryable: boolean; message: string }) => ({
-      ok: false as const,
-      code: error.code,
-      retryable: error.retryable,
-      message: error.message,
-    }),
-  );
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-/** What the caller was told, next to what the database holds: `retryable` errors must have written nothing. */
-function claimOf(outcome: Outcome): string {
-  if (outcome.ok) return 'written';
-  return outcome.retryable ? `certainly not written (${outcome.code})` : `maybe written (${outcome.code})`;
-}
 
 /** A handler that inserts, then waits inside its job until told, so a test can act while it runs. */
 function slowAdd() {

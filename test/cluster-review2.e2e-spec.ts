@@ -5,6 +5,7 @@ import { Coordinator, WriteCoordinatorOptions } from '@app/write-coordinator';
 import type { CoordinatorHooks } from '../libs/write-coordinator/src/core/coordinator';
 import { encodeFrame, FrameDecoder } from '../libs/write-coordinator/src/cluster/frame-codec';
 import { PrimaryLock, primaryLockPath } from '../libs/write-coordinator/src/cluster/primary-lock';
+import { claimOf, settle, sleep, until } from './fixtures/caller-outcome';
 import { createSchema, Member } from './fixtures/cluster-members';
 import { compileLibrary } from './fixtures/compiled-library';
 import { openDataSource, tempDir } from './fixtures/temp-sqlite';
@@ -17,39 +18,10 @@ import { addItem, useClusterMembers } from './fixtures/cluster-in-process';
  * silently from the change stream.
  */
 
-type Outcome = { ok: true; value: unknown } | { ok: false; code: string; retryable: boolean; message: string };
-
-const settle = (promise: Promise<unknown>): Promise<Outcome> =>
-  promise.then(
-    (value) => ({ ok: true as const, value }),
-    (error: { code: string; retryable: boolean; message: string }) => ({
-      ok: false as const,
-      code: error.code,
-      retryable: error.retryable,
-      message: error.message,
-    }),
-  );
-
 jest.setTimeout(60_000);
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Blocks this process's event loop for `ms` (nothing is read from any socket meanwhile). */
 const block = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-/** What the caller was told, next to what the database holds: `retryable` errors must have written nothing. */
-function claimOf(outcome: Outcome): string {
-  if (outcome.ok) return 'written';
-  return outcome.retryable ? `certainly not written (${outcome.code})` : `maybe written (${outcome.code})`;
-}
 
 /** Rows of the member fixture's `entry` table carrying `tag`. */
 function entryRows(database: string, tag: string): number {
