@@ -1,8 +1,8 @@
 import type { WriteChange } from '../changes/write-change';
-import { InvalidOptionsError, ShutdownError, WriteCoordinatorError } from '../errors';
+import { InvalidOptionsError, ShutdownError } from '../errors';
 import type { ResolvedClusterOptions } from './cluster.options';
 import { EndpointHost, PrimaryEndpoint } from './primary-endpoint';
-import { maybeWritten, PrimaryLink } from './primary-link';
+import { PrimaryLink, unlessApplied } from './primary-link';
 import { PrimaryLock, primaryLockPath } from './primary-lock';
 import type { ForwardedCall, RequestFrame } from './protocol';
 import type { ClusterTransport, FrameServer } from './transport';
@@ -183,11 +183,12 @@ export class ClusterNode {
     clearTimeout(this.retry);
     await this.promoting?.catch(() => undefined); // a half-done promotion must not listen after the lock is freed
     clearInterval(this.pruning);
-    const until = performance.now() + graceMs;
-    while (this.link.inFlight > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([this.link.idle(), new Promise((resolve) => (grace = setTimeout(resolve, graceMs)))]);
+    clearTimeout(grace);
     for (const entry of this.link.close()) {
       const error = new ShutdownError('this process stopped before the primary answered', { label: entry.label });
-      entry.settle({ ok: false, error: entry.maybeApplied ? maybeWritten(error) : error });
+      entry.settle({ ok: false, error: unlessApplied(error, entry.maybeApplied) });
     }
     await this.endpoint?.goodbye(GOODBYE_FLUSH_MS);
     await this.server?.close();
@@ -283,12 +284,9 @@ export class ClusterNode {
     for (const entry of this.link.close()) {
       this.executeHere(entry.call, entry.requestId, entry).then(
         (value) => entry.settle({ ok: true, value }),
-        (error: unknown) => {
-          // Refused here before its lookup could tell (cancelled or expired in the queue, …), but
-          // the dead primary may have applied it: the caller must not think it certainly was not.
-          const maybe = entry.maybeApplied && error instanceof WriteCoordinatorError && error.retryable;
-          entry.settle({ ok: false, error: maybe ? maybeWritten(error) : error });
-        },
+        // Refused here before its lookup could tell (cancelled or expired in the queue, …), but
+        // the dead primary may have applied it: the caller must not think it certainly was not.
+        (error: unknown) => entry.settle({ ok: false, error: unlessApplied(error, entry.maybeApplied) }),
       );
     }
     this.endpoint = new PrimaryEndpoint(this.host, {

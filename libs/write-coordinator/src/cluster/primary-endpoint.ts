@@ -32,7 +32,6 @@ export interface EndpointHost {
 /** One connected secondary. */
 interface Peer {
   readonly channel: FrameChannel;
-  pid: number | undefined;
   /** It re-emits changes (said in its hello): only then are they streamed to it. */
   readonly wantsChanges: boolean;
   /** Requests of this peer still running, by their channel id, to cancel them. */
@@ -169,7 +168,7 @@ export class PrimaryEndpoint {
       seq: this.seq,
     };
     channel.send(welcome);
-    return { channel, pid: frame.pid as number, wantsChanges: frame.changes !== false, running: new Map() };
+    return { channel, wantsChanges: frame.changes !== false, running: new Map() };
   }
 
   private receive(peer: Peer, frame: Frame): void {

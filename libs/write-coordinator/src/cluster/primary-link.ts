@@ -66,6 +66,7 @@ export class PrimaryLink {
   /** The primary refused new work on this channel (it is draining): wait for the next one. */
   private steppingDown = false;
   private readonly pending = new Map<number, Pending>();
+  private idleWaiters: Array<() => void> = [];
   private nextId = 1;
   private lastFrameAt = 0;
   /** When the link last lost its primary (or was created). */
@@ -119,6 +120,12 @@ export class PrimaryLink {
   /** Forwarded requests not answered yet. */
   get inFlight(): number {
     return this.pending.size;
+  }
+
+  /** Resolves once no forwarded request waits for an answer (at once if none does). */
+  idle(): Promise<void> {
+    if (this.pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /**
@@ -198,6 +205,7 @@ export class PrimaryLink {
         settle: (outcome) => {
           if (!this.pending.delete(id)) return;
           handOver();
+          if (this.pending.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
           if (outcome.ok) resolve(outcome.value);
           else reject(outcome.error);
         },
@@ -337,7 +345,6 @@ export class PrimaryLink {
     for (const entry of this.pending.values()) this.send(entry);
   }
 
-  /** Counts what a reconnection missed: the same primary's gap, or a new primary's changes so far. */
   /**
    * This process takes over from its primary (promotion): whatever that primary committed after its
    * last change reached us is lost to us, unless it said goodbye. Reported, never silent.
@@ -346,6 +353,7 @@ export class PrimaryLink {
     if (this.epoch !== undefined && !this.cleanGoodbye && this.settings.wantsChanges()) this.reportMissed(0, false);
   }
 
+  /** Counts what a reconnection missed: the same primary's gap, or a new primary's changes so far. */
   private noteMissed(welcome: WelcomeFrame): void {
     if (!this.settings.wantsChanges()) {
       // Nothing is streamed to a process without a publisher: nothing to miss.
@@ -417,9 +425,11 @@ export class PrimaryLink {
       if (entry.aborted) entry.settle({ ok: false, error: cancelled(entry.uncertain, { label: entry.label }) });
       return;
     }
-    const error = fromWireError(frame.error, { label: entry.label });
     // Refused here, but an earlier primary that went away unanswering may have applied it.
-    entry.settle({ ok: false, error: entry.uncertain && error.retryable ? maybeWritten(error) : error });
+    entry.settle({
+      ok: false,
+      error: unlessApplied(fromWireError(frame.error, { label: entry.label }), entry.uncertain),
+    });
   }
 
   private beat(channel: FrameChannel): void {
@@ -445,7 +455,16 @@ function cancelled(uncertain: boolean, context: { label?: string }): CancelledEr
 }
 
 /** Marks an error whose write may have taken effect: never retryable (unless with the same request id). */
-export function maybeWritten<E extends WriteCoordinatorError>(error: E): E {
+function maybeWritten<E extends WriteCoordinatorError>(error: E): E {
   Object.defineProperty(error, 'retryable', { value: false, enumerable: true });
   return error;
+}
+
+/**
+ * The error a caller gets for a request some primary may already have applied (`maybeApplied`): a
+ * retryable refusal from wherever it went next cannot promise "not written", so it is not
+ * retryable then (a retry with the same request id stays safe). Anything else is passed through.
+ */
+export function unlessApplied(error: unknown, maybeApplied: boolean): unknown {
+  return maybeApplied && error instanceof WriteCoordinatorError && error.retryable ? maybeWritten(error) : error;
 }

@@ -7,14 +7,7 @@ import { maxFrameBytesFor } from '../cluster/frame-codec';
 import type { ForwardedCall } from '../cluster/protocol';
 import type { ChangePublisher, WriteChange, WriteRequestMeta } from '../changes/write-change';
 import { topicOf } from '../changes/change-topics';
-import {
-  CoordinatorNotReadyError,
-  DrainingError,
-  InvalidOptionsError,
-  InvalidParamsError,
-  ShutdownError,
-  WriteCoordinatorError,
-} from '../errors';
+import { CoordinatorNotReadyError, InvalidOptionsError, InvalidParamsError, WriteCoordinatorError } from '../errors';
 import type {
   EnqueueOptions,
   JobContext,
@@ -261,11 +254,8 @@ export class Coordinator {
    * }, { label: 'open account', timeoutMs: 2_000 });
    */
   run<T>(work: WriteWork<T>, options: WriteOptions = {}): Promise<T> {
-    try {
-      validateCallOptions(options, 'WriteCoordinator.run()');
-    } catch (error) {
-      return this.queue.refuse(labelOf(options), () => error as WriteCoordinatorError);
-    }
+    const invalid = this.refuseInvalid<T>(options, 'WriteCoordinator.run()');
+    if (invalid) return invalid;
     return (
       this.scope.runInline(work) ??
       this.enqueue({ ...options, batchable: true }, (ctx, writer) => this.scope.runJob(writer, ctx, work))
@@ -321,6 +311,8 @@ export class Coordinator {
     }
     let json: unknown[];
     try {
+      // A snapshot: a resend after a failover must carry the same arguments, whatever the caller
+      // does with its objects meanwhile (another fingerprint would be refused as a reused id).
       json = JSON.parse(JSON.stringify(args)) as unknown[];
     } catch (error) {
       const detail = `the arguments of '${name}' cannot be sent to the primary as JSON (${String(error)})`;
@@ -552,19 +544,9 @@ export class Coordinator {
 
   /** Sends a forwardable call through the cluster (to the primary, or here when this is it). */
   private forward(call: ForwardedCall, meta: WriteRequest['meta'], options: WriteOptions): Promise<unknown> {
-    try {
-      validateCallOptions(options, 'WriteCoordinator.submit()');
-    } catch (error) {
-      return this.queue.refuse(labelOf(options), () => error as WriteCoordinatorError);
-    }
-    const state = this.queue.state;
-    if (state !== 'running') {
-      return this.queue.refuse(options.label, (job) =>
-        state === 'draining'
-          ? new DrainingError('submit after drain() began', job)
-          : new ShutdownError('submit after the coordinator stopped', job),
-      );
-    }
+    const refused =
+      this.refuseInvalid(options, 'WriteCoordinator.submit()') ?? this.queue.refuseIfClosed(options.label);
+    if (refused) return refused;
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? this.options.cluster!.forwardTimeoutMs;
     const { requestId = randomUUID(), ...rest } = meta ?? {};
     return this.cluster!.forward(call, requestId, {
@@ -573,6 +555,16 @@ export class Coordinator {
       label: options.label,
       ...(Object.keys(rest).length ? { meta: rest } : {}),
     });
+  }
+
+  /** The refusal (`INVALID_OPTIONS`, counted as rejected) of call options that do not validate; undefined when they do. */
+  private refuseInvalid<T>(options: WriteOptions, context: string): Promise<T> | undefined {
+    try {
+      validateCallOptions(options, context);
+      return undefined;
+    } catch (error) {
+      return this.queue.refuse(labelOf(options), () => error as WriteCoordinatorError);
+    }
   }
 
   /** Queues a job on the writer of the attached DataSource, or refuses it before {@link attach}. */

@@ -118,6 +118,16 @@ export class WriteQueue {
     return this.rejectRefused(job, makeError(job));
   }
 
+  /**
+   * Refuses a submission because the queue no longer accepts work (`DRAINING` while draining,
+   * `SHUTDOWN` once stopped), counted and reported like any refusal; undefined while it accepts.
+   * For work the coordinator sends elsewhere (a cluster secondary's forwarded writes).
+   */
+  refuseIfClosed<T = never>(label: string | undefined): Promise<T> | undefined {
+    if (this.stateValue === 'running') return undefined;
+    return this.refuse(label, (job) => this.closedRefusal(job)!);
+  }
+
   /** Resolves the next time the queue is empty and no job runs (at once if so already). */
   onIdle(): Promise<void> {
     if (this.isIdle) return Promise.resolve();
@@ -269,14 +279,21 @@ export class WriteQueue {
     signal: AbortSignal | undefined,
   ): WriteCoordinatorError | undefined {
     const ctx = { jobId, label };
-    if (this.stateValue === 'draining') return new DrainingError('submit after drain() began', ctx);
-    if (this.stateValue === 'stopped') return new ShutdownError('submit after the coordinator stopped', ctx);
+    const closed = this.closedRefusal(ctx);
+    if (closed) return closed;
     if (signal?.aborted) {
       return new CancelledError('its signal was already aborted', { ...ctx, cause: signal.reason });
     }
     if (this.settings.whenFull === 'reject' && this.queue.size >= this.settings.capacity) {
       return new QueueFullError(`${this.queue.size} of ${this.settings.capacity} slots are taken`, ctx);
     }
+    return undefined;
+  }
+
+  /** `DRAINING` or `SHUTDOWN` for a submission the queue's state refuses; undefined while running. */
+  private closedRefusal(ctx: JobInfo): WriteCoordinatorError | undefined {
+    if (this.stateValue === 'draining') return new DrainingError('submit after drain() began', ctx);
+    if (this.stateValue === 'stopped') return new ShutdownError('submit after the coordinator stopped', ctx);
     return undefined;
   }
 
