@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpStatus, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { WriteCoordinatorError, WriteErrorCode } from './errors';
+import { NotPrimaryError, WriteCoordinatorError, WriteErrorCode } from './errors';
 
 /**
  * The HTTP status of each coordinator error code, as {@link WriteCoordinatorExceptionFilter} answers:
@@ -15,7 +15,9 @@ export const WRITE_COORDINATOR_HTTP_STATUS: Readonly<Record<WriteErrorCode, Http
   BUSY: HttpStatus.SERVICE_UNAVAILABLE,
   CANCELLED: HttpStatus.SERVICE_UNAVAILABLE,
   UNAVAILABLE: HttpStatus.SERVICE_UNAVAILABLE,
+  NOT_PRIMARY: HttpStatus.SERVICE_UNAVAILABLE,
   TIMEOUT: HttpStatus.GATEWAY_TIMEOUT,
+  REPLICATION_TIMEOUT: HttpStatus.GATEWAY_TIMEOUT,
   CONFLICT: HttpStatus.CONFLICT,
   INVALID_PARAMS: HttpStatus.BAD_REQUEST,
   METHOD_NOT_FOUND: HttpStatus.NOT_FOUND,
@@ -35,6 +37,8 @@ export interface WriteCoordinatorErrorBody {
   retryable: boolean;
   /** The error's message; `'Internal server error'` for a 500, whose details go to the log only. */
   message: string;
+  /** `NOT_PRIMARY` only: the primary's hostname, when known. */
+  primary?: string;
 }
 
 /** Seconds a client is told to wait (`Retry-After`) before retrying a retryable 503. */
@@ -44,7 +48,8 @@ const RETRY_AFTER_SECONDS = '1';
  * Opt-in exception filter that answers every {@link WriteCoordinatorError} reaching an HTTP route
  * with the status of {@link WRITE_COORDINATOR_HTTP_STATUS} and a {@link WriteCoordinatorErrorBody}:
  * 503 with `Retry-After: 1` for retryable refusals (`QUEUE_FULL`, `DRAINING`, `SHUTDOWN`,
- * `COORDINATOR_NOT_READY`, `BUSY`, `CANCELLED`), 504 for `TIMEOUT`, 409 for `CONFLICT`, 400 for
+ * `COORDINATOR_NOT_READY`, `BUSY`, `CANCELLED`, `UNAVAILABLE`, `NOT_PRIMARY` — whose body also names the
+ * `primary` —), 504 for `TIMEOUT` and `REPLICATION_TIMEOUT`, 409 for `CONFLICT`, 400 for
  * `INVALID_PARAMS`, 404 for `METHOD_NOT_FOUND`, and 500 for the rest (logged, message withheld as
  * Nest does for unknown errors). Other errors (your `HttpException`s included) are not caught.
  * Works on Express and Fastify alike (it answers through the app's HTTP adapter); HTTP only.
@@ -80,6 +85,7 @@ export class WriteCoordinatorExceptionFilter implements ExceptionFilter<WriteCoo
       code: error.code,
       retryable: error.retryable,
       message: internal ? 'Internal server error' : error.message,
+      ...(error instanceof NotPrimaryError && error.primary !== undefined ? { primary: error.primary } : {}),
     };
     httpAdapter.reply(response, body, status);
   }

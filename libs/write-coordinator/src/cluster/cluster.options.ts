@@ -58,6 +58,81 @@ export interface ClusterOptions {
   handshakeTimeoutMs?: number;
   /** Name of the table of request ids and outcomes, in the coordinator's database. @default '_write_coordinator_requests' */
   requestsTable?: string;
+  /**
+   * How the primary is found. `{ strategy: 'lock' }` (the default): processes of one host sharing
+   * one database file, the primary lock decides, they talk over a Unix socket. `{ strategy:
+   * 'litefs' }`: hosts replicated by LiteFS, LiteFS decides (its event stream and `.primary` file),
+   * writes are forwarded over HTTP (`http`). `{ strategy: 'static', primary }`: a fixed primary
+   * host, forwarded over HTTP. See docs/multi-host.md.
+   * @default { strategy: 'lock' }
+   */
+  primary?: PrimaryStrategyOptions;
+  /**
+   * Forwarding between hosts (the `litefs` and `static` strategies): the primary listens on
+   * `port`, the others connect to `url(primaryHostname)`. Needs `secret`.
+   */
+  http?: HttpForwardingOptions;
+  /**
+   * Read your writes (LiteFS): after a forwarded write committed, how long a replica waits for its
+   * own position (TXID) to reach the primary's before it answers, so that the caller's next read
+   * here sees the write. Past it: `REPLICATION_TIMEOUT` (the write is done). `false`: answer at
+   * once. Ignored with the `lock` strategy (one file: nothing to wait for).
+   * @default 5000
+   */
+  readYourWritesMs?: number | false;
+}
+
+/** The `primary` option of {@link ClusterOptions}: one of the primary-resolution strategies. */
+export type PrimaryStrategyOptions = LockStrategyOptions | LiteFsStrategyOptions | StaticStrategyOptions;
+
+/** One host: the holder of the primary lock (`lockPath`) is the primary. */
+export interface LockStrategyOptions {
+  strategy: 'lock';
+}
+
+/**
+ * LiteFS decides: the node whose LiteFS holds the primary lease is the primary. Read from LiteFS's
+ * event stream (`init` / `primaryChange`), or, while the stream is unreachable, from the mount's
+ * `.primary` file (present: a replica connected to that primary; absent: primary *or* cut off, so
+ * the node then waits rather than write).
+ */
+export interface LiteFsStrategyOptions {
+  strategy: 'litefs';
+  /** The LiteFS mount directory (where `.primary` and `<db>-pos` are). @default the database file's directory */
+  mountDir?: string;
+  /** LiteFS's event stream; `false` to poll `.primary` only. @default 'http://localhost:20202/events' */
+  eventsUrl?: string | false;
+  /** How often `.primary` and `<db>-pos` are read when the event stream is not available. @default 1000 */
+  pollMs?: number;
+}
+
+/** A fixed primary: the host whose `hostname` equals `primary` writes, the others forward to it. */
+export interface StaticStrategyOptions {
+  strategy: 'static';
+  /** The primary's hostname (as the others reach it, through `http.url`). */
+  primary: string;
+  /** This host's name. @default os.hostname() */
+  hostname?: string;
+}
+
+/** How hosts forward writes to the primary over HTTP (see {@link ClusterOptions.http}). */
+export interface HttpForwardingOptions {
+  /** Port the primary listens on for forwarded writes. @default 20210 */
+  port?: number;
+  /** Address the primary binds. @default '0.0.0.0' */
+  host?: string;
+  /** Path of the forwarding endpoint. @default '/_write-coordinator' */
+  path?: string;
+  /**
+   * HTTPS: the primary serves with `key` and `cert` (PEM); replicas verify the primary's certificate
+   * against `ca` (default: the system's). Without it, plain HTTP: keep it on a private network.
+   */
+  tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer };
+  /**
+   * The forwarding URL of a primary named `hostname`.
+   * @default `http(s)://<hostname>:<port><path>`
+   */
+  url?: (hostname: string) => string;
 }
 
 /** The `role` option of {@link ClusterOptions}. */
@@ -76,6 +151,9 @@ export interface ResolvedClusterOptions {
   readonly pruneIntervalMs: number;
   readonly handshakeTimeoutMs: number;
   readonly requestsTable: string;
+  readonly primary: PrimaryStrategyOptions;
+  readonly http: HttpForwardingOptions | undefined;
+  readonly readYourWritesMs: number | false;
 }
 
 /** @internal The default of every field of {@link ClusterOptions}. */
@@ -91,4 +169,13 @@ export const CLUSTER_DEFAULTS: ResolvedClusterOptions = Object.freeze({
   pruneIntervalMs: 60_000,
   handshakeTimeoutMs: 2_000,
   requestsTable: '_write_coordinator_requests',
+  primary: Object.freeze({ strategy: 'lock' }),
+  http: undefined,
+  readYourWritesMs: 5_000,
 });
+
+/** @internal The defaults of {@link HttpForwardingOptions}. */
+export const HTTP_FORWARDING_DEFAULTS = Object.freeze({ port: 20210, host: '0.0.0.0', path: '/_write-coordinator' });
+
+/** @internal The defaults of {@link LiteFsStrategyOptions}. */
+export const LITEFS_DEFAULTS = Object.freeze({ eventsUrl: 'http://localhost:20202/events', pollMs: 1_000 });

@@ -345,6 +345,9 @@ const CLUSTER_CHECKS: Record<keyof ClusterOptions, Check> = {
     typeof v === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(v)
       ? undefined
       : 'a table name (letters, digits and _, not starting with a digit)',
+  primary: (v) => (isObject(v) && ['lock', 'litefs', 'static'].includes(v.strategy as string) ? undefined : "{ strategy: 'lock' | 'litefs' | 'static', … }"),
+  http: (v) => (isObject(v) ? undefined : 'an object'),
+  readYourWritesMs: (v) => (v === false ? undefined : positiveFinite(v) && `${positiveFinite(v)}, or false`),
 };
 
 /** Validates the fields of a `cluster` object and fills in its defaults. */
@@ -480,4 +483,9 @@ export function validateFields<K extends string>(
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A plain object (not null, not an array). */
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

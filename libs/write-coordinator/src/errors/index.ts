@@ -14,3 +14,5 @@ export * from './coordinator-not-ready.error';
 export * from './write-outside-job.error';
 export * from './transaction-control.error';
 export * from './unavailable.error';
+export * from './not-primary.error';
+export * from './replication-timeout.error';

@@ -16,7 +16,9 @@ export type WriteErrorCode =
   | 'COORDINATOR_NOT_READY'
   | 'WRITE_OUTSIDE_JOB'
   | 'TRANSACTION_CONTROL'
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  | 'NOT_PRIMARY'
+  | 'REPLICATION_TIMEOUT';
 
 /** Extra context attached to a {@link WriteCoordinatorError}. */
 export interface WriteCoordinatorErrorOptions {
