@@ -1,12 +1,13 @@
 import type { WriteChange } from '../changes/write-change';
-import { InvalidOptionsError, ShutdownError } from '../errors';
+import { InvalidOptionsError, NotPrimaryError, ShutdownError } from '../errors';
+import { isStorageFailure, sqliteCode } from '../sqlite/sqlite-error';
 import type { ResolvedClusterOptions } from './cluster.options';
+import { LockElection } from './lock-election';
+import type { PrimaryElection, ReplicationPosition } from './primary-election';
 import { EndpointHost, PrimaryEndpoint } from './primary-endpoint';
 import { PrimaryLink, unlessApplied } from './primary-link';
-import { PrimaryLock, primaryLockPath } from './primary-lock';
 import type { ForwardedCall, RequestFrame } from './protocol';
 import type { ClusterTransport, FrameServer } from './transport';
-import { defaultSocketPath, UnixSocketTransport } from './unix-socket-transport';
 
 /** How long a stepping-down primary waits for its last answers and goodbyes to reach the secondaries. */
 const GOODBYE_FLUSH_MS = 1_000;
@@ -43,6 +44,34 @@ export interface ClusterMetrics {
   address: string;
   /** Times this process changed role (0 before the first decision, then 1, 2 on a promotion). */
   roleChanges: number;
+  /** How the primary is found: `lock` (one host), `litefs` or `static` (several hosts). */
+  strategy: 'lock' | 'litefs' | 'static';
+  /** `litefs` / `static`: the primary's hostname, when known (absent on the primary itself). */
+  primaryHost?: string;
+  /** `litefs`: this node's replication position and lag (see {@link ReplicationMetrics}). */
+  replication?: ReplicationMetrics;
+}
+
+/** `metrics().cluster.replication` (LiteFS): where this node's copy of the database stands. */
+export interface ReplicationMetrics {
+  /** This node's TXID (LiteFS's `<db>-pos`), when readable. */
+  position?: number;
+  /** On a replica: the primary's TXID, as last reported by it (heartbeats and answers). */
+  primaryPosition?: number;
+  /** On a replica: TXIDs behind the primary's last reported position (0 when caught up). */
+  behind: number;
+  /** On a replica: ms since it was last seen caught up with the primary (0 while caught up, and on the primary). */
+  lagMs: number;
+  /** Ms since this node's position last advanced (a transaction applied or committed here). */
+  sinceLastTxMs: number;
+}
+
+/** @internal How a cluster node finds its primary, reaches it, and reads its replication position. */
+export interface ClusterParts {
+  readonly election: PrimaryElection;
+  readonly transport: ClusterTransport;
+  /** LiteFS only: read-your-writes and the lag in health. */
+  readonly position?: ReplicationPosition;
 }
 
 /** What a cluster node tells its host (the Nest face turns these into events). */
@@ -74,9 +103,17 @@ export interface ClusterHost extends EndpointHost {
 export class ClusterNode {
   private role: ClusterRole | undefined;
   private roleChanges = 0;
-  private readonly lock: PrimaryLock;
+  private readonly election: PrimaryElection;
   private readonly transport: ClusterTransport;
+  private readonly position: ReplicationPosition | undefined;
   private link: PrimaryLink;
+  /** The primary hostname the link was connected towards (litefs, static), to notice a move. */
+  private linkHost: string | undefined;
+  /**
+   * On a replica: positions the primary reported (ascending) with when, that this replica had not
+   * reached yet; the oldest one's age is the lag.
+   */
+  private unreached: Array<{ txid: number; at: number }> = [];
   private endpoint: PrimaryEndpoint | undefined;
   private server: FrameServer | undefined;
   private retry: NodeJS.Timeout | undefined;
@@ -85,22 +122,20 @@ export class ClusterNode {
   /** Failed promotions so far, and when this process may try the lock again after the last one. */
   private failedPromotions = 0;
   private lockAgainAt = 0;
-  /** A promotion under way (the requests table, then the socket). */
+  /** A promotion (the requests table, then the socket) or a step-down under way. */
   private promoting: Promise<void> | undefined;
   private stopped = false;
 
   constructor(
     private readonly options: ResolvedClusterOptions,
-    databasePath: string,
+    parts: ClusterParts,
     private readonly maxFrameBytes: number,
     private readonly host: ClusterHost,
     private readonly observer: ClusterObserver,
   ) {
-    this.lock = PrimaryLock.open(options.lockPath ?? primaryLockPath(databasePath));
-    this.transport = new UnixSocketTransport({
-      path: options.socketPath ?? defaultSocketPath(databasePath),
-      maxFrameBytes,
-    });
+    this.election = parts.election;
+    this.transport = parts.transport;
+    this.position = parts.position;
     this.link = this.newLink();
   }
 
@@ -119,33 +154,66 @@ export class ClusterNode {
     return this.endpoint?.wantsChanges ?? false;
   }
 
+  /** Whether this node's database file takes writes only while it is the primary (litefs, static). */
+  get writesNeedPrimary(): boolean {
+    return this.election.writesNeedPrimary;
+  }
+
   /**
-   * Takes the lock or joins as a secondary. As a secondary, one connection attempt is made now;
-   * later ones run in the background.
+   * Why a local write (`run()`, a transparent write) may not run here now, or undefined when it
+   * may: on a host whose database file takes writes only as the primary (litefs, static), once
+   * the cluster is joined, while this node is not the primary.
+   */
+  localWriteRefusal(context: { jobId?: string; label?: string } = {}): NotPrimaryError | undefined {
+    if (!this.election.writesNeedPrimary || this.role !== 'secondary') return undefined;
+    return new NotPrimaryError(this.primaryHost(), context);
+  }
+
+  /**
+   * A local write's failure as the caller should see it: a storage error (`SQLITE_READONLY`,
+   * LiteFS's "disk I/O error") on a host that is not the primary (the primary moved away under the
+   * write) becomes `NOT_PRIMARY`, with the driver's error as its cause; anything else unchanged.
+   */
+  explainFailure(error: unknown, context: { jobId?: string; label?: string } = {}): unknown {
+    if (!this.election.writesNeedPrimary || error instanceof NotPrimaryError) return error;
+    if (!isStorageFailure(sqliteCode(error)) || this.election.view().kind === 'primary') return error;
+    return new NotPrimaryError(this.primaryHost(), { ...context, cause: error });
+  }
+
+  /** The primary's hostname when another host is the primary and it is known. */
+  primaryHost(): string | undefined {
+    const view = this.election.view();
+    return view.kind === 'replica' ? view.primary : undefined;
+  }
+
+  /**
+   * Finds the primary (the `lock` strategy: takes the lock) or joins as a secondary. As a
+   * secondary, one connection attempt is made now; later ones run in the background.
    * @throws {InvalidOptionsError} for `role: 'primary'` when another process holds the lock, or
-   *   when the socket cannot be created.
+   *   when the endpoint cannot be created.
    */
   async start(): Promise<void> {
-    let locked: boolean;
+    await this.election.start(() => this.onViewChange(), this.options.handshakeTimeoutMs);
+    let claimed: boolean;
     try {
-      locked = this.options.role !== 'secondary' && this.lock.tryAcquire(this);
+      claimed = this.options.role !== 'secondary' && this.election.claim();
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       throw new InvalidOptionsError(
         'cluster.lockPath',
         'a file this process can lock',
-        this.lock.path,
+        this.lockPath(),
         `Coordinator.attach(): ${message}`,
       );
     }
-    if (locked) {
+    if (claimed) {
       await this.promote(true);
       return;
     }
     if (this.options.role === 'primary') {
       throw new InvalidOptionsError(
         'cluster.role',
-        `'primary' with the primary lock free (another process holds ${this.lock.path})`,
+        `'primary' with the primary lock free (another process holds ${this.lockPath()})`,
         'primary',
         'Coordinator.attach()',
       );
@@ -156,15 +224,19 @@ export class ClusterNode {
 
   /**
    * Runs a forwardable write where the cluster says: on the primary, here (exactly once per
-   * request id); on a secondary, on the primary.
+   * request id); on a secondary, on the primary. A write refused here because this host stopped
+   * being the primary under it (`NOT_PRIMARY`: certainly not written) goes to the new primary.
    */
   forward(
     call: ForwardedCall,
     requestId: string,
     options: { deadline: number; signal?: AbortSignal; label?: string; meta?: RequestFrame['meta'] },
   ): Promise<unknown> {
-    if (this.role === 'primary') return this.executeHere(call, requestId, options);
-    return this.link.forward(call, requestId, options);
+    if (this.role !== 'primary') return this.link.forward(call, requestId, options);
+    return this.executeHere(call, requestId, options).catch((error: unknown) => {
+      if (!(error instanceof NotPrimaryError) || this.role === 'primary' || this.stopped) throw error;
+      return this.link.forward(call, requestId, options);
+    });
   }
 
   /** Streams a committed change to the secondaries (on the primary; a no-op elsewhere). */
@@ -174,8 +246,8 @@ export class ClusterNode {
 
   /**
    * Leaves the cluster: a secondary waits (at most `graceMs`) for its forwarded requests, then
-   * answers what is left with `SHUTDOWN`; the primary says goodbye, closes the socket and frees the
-   * lock, so a secondary takes over at once.
+   * answers what is left with `SHUTDOWN`; the primary says goodbye, closes its endpoint and frees
+   * the lock, so a secondary takes over at once.
    */
   async stop(graceMs: number): Promise<void> {
     if (this.stopped) return;
@@ -192,7 +264,9 @@ export class ClusterNode {
     }
     await this.endpoint?.goodbye(GOODBYE_FLUSH_MS);
     await this.server?.close();
-    this.lock.release(this);
+    this.election.release();
+    this.election.stop();
+    this.position?.stop();
   }
 
   /** A snapshot for `metrics().cluster`. */
@@ -200,6 +274,7 @@ export class ClusterNode {
     const primary = this.role === 'primary';
     const counts = this.endpoint?.counts();
     const primaryPid = primary ? process.pid : this.link.primaryPid;
+    const primaryHost = primary ? undefined : this.primaryHost();
     return {
       role: primary ? 'primary' : 'secondary',
       pid: process.pid,
@@ -213,10 +288,43 @@ export class ClusterNode {
       withoutPrimaryMs: primary ? 0 : this.link.withoutPrimaryMs,
       address: this.transport.address,
       roleChanges: this.roleChanges,
+      strategy: this.election.strategy,
+      ...(primaryHost === undefined ? {} : { primaryHost }),
+      ...(this.position ? { replication: this.replication(primary) } : {}),
     };
   }
 
+  /** The replication part of {@link metrics}: this node's position, and on a replica its lag. */
+  private replication(primary: boolean): ReplicationMetrics {
+    const now = performance.now();
+    const position = this.position!.current();
+    const primaryPosition = primary ? undefined : this.link.primaryPosition;
+    const behind =
+      position === undefined || primaryPosition === undefined ? 0 : Math.max(0, primaryPosition - position);
+    if (primary) this.unreached = [];
+    const reached = this.unreached.findIndex((report) => position === undefined || report.txid > position);
+    this.unreached.splice(0, reached === -1 ? this.unreached.length : reached);
+    return {
+      ...(position === undefined ? {} : { position }),
+      ...(primaryPosition === undefined ? {} : { primaryPosition }),
+      behind,
+      lagMs: this.unreached.length === 0 ? 0 : Math.round(now - this.unreached[0].at),
+      sinceLastTxMs: Math.round(now - this.position!.lastAdvanceAt),
+    };
+  }
+
+  /** A position the primary reported: kept (bounded) until this replica reaches it, for the lag. */
+  private noteUnreached(txid: number): void {
+    if (!this.position) return;
+    const position = this.position.current();
+    if (position !== undefined && position >= txid) return;
+    if (this.unreached.length >= 1_024) this.unreached.splice(1, 1); // keep the oldest: it is the lag
+    this.unreached.push({ txid, at: performance.now() });
+  }
+
   private newLink(): PrimaryLink {
+    const position = this.position;
+    const waitMs = this.options.readYourWritesMs;
     return new PrimaryLink(
       this.transport,
       {
@@ -225,6 +333,7 @@ export class ClusterNode {
         handshakeTimeoutMs: this.options.handshakeTimeoutMs,
         handlerNames: () => this.host.handlerNames(),
         wantsChanges: () => this.host.wantsRemoteChanges(),
+        readYourWrites: position && waitMs !== false ? { position, timeoutMs: waitMs } : undefined,
       },
       {
         lost: (reason) => {
@@ -234,20 +343,44 @@ export class ClusterNode {
         unresponsive: (pid) => this.observer.primaryLost?.(pid, 'unresponsive: no answer for three heartbeats'),
         missed: (count, exact) => this.observer.changesMissed?.(count, exact),
         change: (change) => this.host.publishRemote(change),
+        primaryPosition: (txid) => this.noteUnreached(txid),
       },
       this.host.log,
     );
   }
 
-  /** One round of a secondary without a primary: the lock first (auto), then the socket. */
+  /**
+   * The election's view changed (LiteFS: an `init` or `primaryChange` event, `.primary` appearing
+   * or going). A primary that may no longer claim the role steps down; a secondary connected
+   * towards a host that is no longer the primary drops that connection and looks again.
+   */
+  private onViewChange(): void {
+    if (this.stopped || this.role === undefined) return;
+    if (this.promoting) {
+      void this.promoting.then(() => this.onViewChange(), () => undefined);
+      return;
+    }
+    if (this.role === 'primary') {
+      if (!this.election.claim()) this.promoting = this.stepDown().finally(() => (this.promoting = undefined));
+      return;
+    }
+    const host = this.primaryHost();
+    if (this.link.connected && host !== this.linkHost) {
+      this.link.dropChannel(`the primary is now ${host ?? 'unknown'}`);
+    }
+    void this.tick();
+  }
+
+  /** One round of a secondary without a primary: the role first (auto), then the connection. */
   private async tick(): Promise<void> {
     clearTimeout(this.retry);
     if (this.stopped || this.role === 'primary' || this.ticking) return;
     this.ticking = true;
     try {
-      if (this.options.role === 'auto' && performance.now() >= this.lockAgainAt && this.lock.tryAcquire(this)) {
+      if (this.options.role === 'auto' && performance.now() >= this.lockAgainAt && this.election.claim()) {
         return await this.promote(false);
       }
+      this.linkHost = this.primaryHost();
       // (a channel can close again right after its handshake: then retry like any failure)
       if ((this.link.connected || (await this.link.connect())) && this.link.connected) return;
     } catch (error) {
@@ -273,9 +406,11 @@ export class ClusterNode {
     } finally {
       if (this.promoting === promoting) this.promoting = undefined;
     }
+    // The view may have moved on while this node was promoting itself (LiteFS: the lease lost again).
+    if (!first && this.role === 'primary' && !this.stopped && !this.election.claim()) this.onViewChange();
   }
 
-  /** The table, then the waiting requests, then the socket (unless stopped meanwhile). */
+  /** The table, then the waiting requests, then the endpoint (unless stopped meanwhile). */
   private async becomePrimary(first: boolean): Promise<void> {
     const prepared = this.host.prepare(); // queued first: every later job finds the table
     const previous = this.role;
@@ -289,11 +424,7 @@ export class ClusterNode {
         (error: unknown) => entry.settle({ ok: false, error: unlessApplied(error, entry.maybeApplied) }),
       );
     }
-    this.endpoint = new PrimaryEndpoint(this.host, {
-      secret: this.options.secret,
-      handshakeTimeoutMs: this.options.handshakeTimeoutMs,
-      maxBacklogBytes: BACKLOG_FRAMES * this.maxFrameBytes,
-    });
+    this.endpoint = this.newEndpoint();
     try {
       await prepared;
       if (this.stopped) return; // stop() frees the lock once this returns: never listen after it
@@ -304,12 +435,12 @@ export class ClusterNode {
       // Cannot serve: give the lock back and go on as a secondary (or fail the bootstrap).
       this.endpoint = undefined;
       this.role = previous;
-      this.lock.release(this);
+      this.election.release();
       this.link = this.newLink();
       if (first) {
         throw new InvalidOptionsError(
-          'cluster.socketPath',
-          'a path where the primary can listen',
+          this.election.strategy === 'lock' ? 'cluster.socketPath' : 'cluster.http',
+          'an address where the primary can listen',
           this.transport.address,
           `Coordinator.attach(): ${error instanceof Error ? error.message : String(error)}`,
         );
@@ -327,6 +458,36 @@ export class ClusterNode {
     this.setRole('primary', previous);
   }
 
+  /**
+   * This host may no longer write (LiteFS moved the primary elsewhere): stop serving (goodbye: the
+   * secondaries reconnect to the new primary and resend what this one had not answered, with
+   * the same request ids), and go on as a secondary. Writes still queued here fail with
+   * `NOT_PRIMARY` (the database file refuses them); forwarded ones follow the primary.
+   */
+  private async stepDown(): Promise<void> {
+    const endpoint = this.endpoint;
+    const server = this.server;
+    clearInterval(this.pruning);
+    this.endpoint = undefined;
+    this.server = undefined;
+    this.election.release();
+    this.link = this.newLink();
+    this.setRole('secondary', 'primary');
+    await endpoint?.goodbye(GOODBYE_FLUSH_MS);
+    await server?.close();
+    void this.tick();
+  }
+
+  private newEndpoint(): PrimaryEndpoint {
+    const position = this.position;
+    return new PrimaryEndpoint(this.host, {
+      secret: this.options.secret,
+      handshakeTimeoutMs: this.options.handshakeTimeoutMs,
+      maxBacklogBytes: BACKLOG_FRAMES * this.maxFrameBytes,
+      position: position && (() => position.current()),
+    });
+  }
+
   private executeHere(
     call: ForwardedCall,
     requestId: string,
@@ -341,13 +502,19 @@ export class ClusterNode {
     });
   }
 
+  /** The lock file (the `lock` strategy), for errors. */
+  private lockPath(): string {
+    return this.election instanceof LockElection ? this.election.lock.path : this.election.strategy;
+  }
+
   private setRole(role: ClusterRole, previous: ClusterRole | undefined): void {
     this.role = role;
     this.roleChanges++;
+    const where = this.election.strategy === 'lock' ? this.transport.address : (this.primaryHost() ?? 'the primary');
     this.host.log.log(
       role === 'primary'
         ? `cluster: primary (pid ${process.pid}), listening on ${this.transport.address}`
-        : `cluster: secondary (pid ${process.pid}), forwarding to ${this.transport.address}`,
+        : `cluster: secondary (pid ${process.pid}), forwarding to ${where}`,
     );
     this.observer.roleChanged?.(role, previous, role === 'primary' ? process.pid : this.link.primaryPid);
   }

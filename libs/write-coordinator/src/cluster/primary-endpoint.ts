@@ -62,6 +62,11 @@ export class PrimaryEndpoint {
       handshakeTimeoutMs: number;
       /** A secondary with more unread bytes than this is disconnected (it reconnects and counts what it missed). */
       maxBacklogBytes: number;
+      /**
+       * This host's replication position (LiteFS TXID), sent with every answer, welcome and pong so
+       * that a replica can wait for the write it forwarded and report its lag. Absent: none sent.
+       */
+      position?: () => number | undefined;
     },
   ) {}
 
@@ -166,6 +171,7 @@ export class PrimaryEndpoint {
       pid: process.pid,
       epoch: this.epoch,
       seq: this.seq,
+      ...this.txid(),
     };
     channel.send(welcome);
     return { channel, wantsChanges: frame.changes !== false, running: new Map() };
@@ -179,7 +185,7 @@ export class PrimaryEndpoint {
         if (typeof frame.id === 'number') peer.running.get(frame.id)?.abort();
         return;
       case 'ping':
-        peer.channel.send({ type: 'pong', t: frame.t });
+        peer.channel.send({ type: 'pong', t: frame.t, ...this.txid() });
         return;
       default:
         this.refuse(peer.channel, 'PROTOCOL', `unexpected frame type '${frame.type.slice(0, 64)}'`);
@@ -214,7 +220,13 @@ export class PrimaryEndpoint {
         meta: request.meta,
       })
       .then(
-        (result) => ({ type: 'response', id: request.id, ok: true, ...(result === undefined ? {} : { result }) }),
+        (result) => ({
+          type: 'response',
+          id: request.id,
+          ok: true,
+          ...(result === undefined ? {} : { result }),
+          ...this.txid(),
+        }),
         (error: unknown) => ({ type: 'response', id: request.id, ok: false, error: toWireError(error) }),
       )
       .then((response) => {
@@ -227,6 +239,12 @@ export class PrimaryEndpoint {
           peer.channel.send({ type: 'response', id: request.id, ok: false, error: toWireError(error) });
         }
       });
+  }
+
+  /** `{ txid }` with this host's position after what it just did, or nothing without a position. */
+  private txid(): { txid?: number } {
+    const txid = this.settings.position?.();
+    return txid === undefined ? {} : { txid };
   }
 
   private refuse(channel: FrameChannel, code: Parameters<typeof errorFrame>[0], message: string): void {

@@ -1,12 +1,19 @@
 import type { WriteChange } from '../changes/write-change';
 import type { ClusterLog } from './cluster-log';
-import { CancelledError, TimeoutError, UnavailableError, WriteCoordinatorError } from '../errors';
+import {
+  CancelledError,
+  ReplicationTimeoutError,
+  TimeoutError,
+  UnavailableError,
+  WriteCoordinatorError,
+} from '../errors';
+import type { ReplicationPosition } from './primary-election';
 
 import { ForwardedCall, fromWireError, PROTOCOL_VERSION, RequestFrame, WelcomeFrame } from './protocol';
 import type { ClusterTransport, Frame, FrameChannel } from './transport';
 
 /** Codes with which a primary going away refuses a request it certainly did not run: resend elsewhere. */
-const STEPPING_DOWN = new Set(['DRAINING', 'SHUTDOWN', 'COORDINATOR_NOT_READY']);
+const STEPPING_DOWN = new Set(['DRAINING', 'SHUTDOWN', 'COORDINATOR_NOT_READY', 'NOT_PRIMARY']);
 
 /** What the link reports to its cluster node. */
 export interface LinkEvents {
@@ -18,6 +25,8 @@ export interface LinkEvents {
   missed(count: number, exact: boolean): void;
   /** A change from the primary, in commit order. */
   change(change: WriteChange): void;
+  /** The primary reported its replication position (LiteFS TXID): in pongs, welcomes and answers. */
+  primaryPosition?(txid: number): void;
 }
 
 /** A forwarded write waiting for its outcome. */
@@ -38,6 +47,8 @@ interface Pending {
   uncertain: boolean;
   /** The caller aborted it while a primary had it: waiting for that primary's word. */
   aborted: boolean;
+  /** Answered by the primary; waiting for this replica to reach the primary's position. */
+  answered: boolean;
   settle(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void;
   /** Stops this link's deadline and abort handling: whoever takes the request over enforces them. */
   handOver(): void;
@@ -87,6 +98,8 @@ export class PrimaryLink {
   changesMissed = 0;
   /** The last handshake refusal, quoted in `UNAVAILABLE` errors. */
   private refusal: string | undefined;
+  /** The highest replication position (TXID) the primary reported, when it reports one. */
+  primaryPosition: number | undefined;
 
   constructor(
     private readonly transport: ClusterTransport,
@@ -97,6 +110,11 @@ export class PrimaryLink {
       handlerNames: () => string[];
       /** Whether this process re-emits the primary's changes (asked at each handshake). */
       wantsChanges: () => boolean;
+      /**
+       * LiteFS: after a forwarded write committed, wait (at most `timeoutMs`) until this replica's
+       * `position` reaches the TXID the primary answered with, then answer the caller.
+       */
+      readYourWrites?: { position: ReplicationPosition; timeoutMs: number };
     },
     private readonly events: LinkEvents,
     private readonly log: ClusterLog,
@@ -201,6 +219,7 @@ export class PrimaryLink {
         sent: false,
         uncertain: false,
         aborted: false,
+        answered: false,
         handOver,
         settle: (outcome) => {
           if (!this.pending.delete(id)) return;
@@ -228,7 +247,8 @@ export class PrimaryLink {
     const channel = this.channel;
     this.channel = undefined;
     channel?.close();
-    return [...this.pending.values()].map((entry) => {
+    // (answered ones are only waiting for replication: they settle themselves)
+    return [...this.pending.values()].filter((entry) => !entry.answered).map((entry) => {
       entry.handOver();
       return {
         call: entry.call,
@@ -241,6 +261,16 @@ export class PrimaryLink {
         settle: entry.settle,
       };
     });
+  }
+
+  /**
+   * Closes the channel to the primary now (the election says another host is the primary): its
+   * unanswered requests are sent again, with their request ids, on the next channel.
+   */
+  dropChannel(reason: string): void {
+    if (!this.channel) return;
+    this.log.warn(`cluster: leaving ${this.channel.peer}: ${reason}`);
+    this.channel.close();
   }
 
   private send(entry: Pending): void {
@@ -321,6 +351,7 @@ export class PrimaryLink {
     this.steppingDown = false;
     this.refusal = undefined;
     this.primaryPid = typeof welcome.pid === 'number' ? welcome.pid : undefined;
+    this.notePosition(welcome.txid);
     this.noteMissed(welcome);
     this.lastFrameAt = performance.now();
     this.reportedUnresponsive = false;
@@ -403,7 +434,7 @@ export class PrimaryLink {
         this.channel?.close();
         return;
       case 'pong':
-        return;
+        return this.notePosition(frame.txid);
       case 'error':
         this.log.error(`cluster: the primary closed the connection: ${String(frame.code)}: ${String(frame.message)}`);
         return;
@@ -414,8 +445,9 @@ export class PrimaryLink {
 
   private answer(frame: Frame): void {
     const entry = typeof frame.id === 'number' ? this.pending.get(frame.id) : undefined;
-    if (!entry) return;
-    if (frame.ok === true) return entry.settle({ ok: true, value: frame.result });
+    if (!entry || entry.answered) return;
+    this.notePosition(frame.txid);
+    if (frame.ok === true) return this.settleAfterReplication(entry, frame.result, frame.txid);
     const code = (frame.error as { code?: unknown } | undefined)?.code;
     if (typeof code === 'string' && STEPPING_DOWN.has(code)) {
       // Certainly not run there; that primary is going away. Send it to the next one (or, if its
@@ -429,6 +461,38 @@ export class PrimaryLink {
     entry.settle({
       ok: false,
       error: unlessApplied(fromWireError(frame.error, { label: entry.label }), entry.uncertain),
+    });
+  }
+
+  /** Remembers the highest position (TXID) the primary reported, and tells the node. */
+  private notePosition(txid: unknown): void {
+    if (typeof txid !== 'number' || !Number.isSafeInteger(txid) || txid < 0) return;
+    if (this.primaryPosition !== undefined && txid <= this.primaryPosition) return;
+    this.primaryPosition = txid;
+    this.events.primaryPosition?.(txid);
+  }
+
+  /**
+   * Read your writes: a write the primary committed at `txid` is answered once this replica's
+   * position reaches it (at most `timeoutMs`: then `REPLICATION_TIMEOUT`, which carries the
+   * result). Without a position to wait for, at once.
+   */
+  private settleAfterReplication(entry: Pending, value: unknown, txid: unknown): void {
+    const wait = this.settings.readYourWrites;
+    if (!wait || typeof txid !== 'number' || !Number.isSafeInteger(txid)) return entry.settle({ ok: true, value });
+    const current = wait.position.current();
+    if (current !== undefined && current >= txid) return entry.settle({ ok: true, value });
+    // Done on the primary: no longer this link's to resend, time out or cancel.
+    entry.answered = true;
+    entry.channel = undefined;
+    entry.handOver();
+    void wait.position.waitFor(txid, wait.timeoutMs).then((reached) => {
+      if (reached) return entry.settle({ ok: true, value });
+      const context = { label: entry.label };
+      entry.settle({
+        ok: false,
+        error: new ReplicationTimeoutError(txid, wait.position.current(), wait.timeoutMs, value, context),
+      });
     });
   }
 

@@ -34,6 +34,8 @@ export interface WelcomeFrame extends Frame {
   epoch: string;
   /** Sequence number of the last change this primary published (0: none yet). */
   seq: number;
+  /** LiteFS: the primary's replication position (TXID) now. Also on `pong` frames. */
+  txid?: number;
 }
 
 /** What a forwarded request asks the primary to run. */
@@ -59,6 +61,8 @@ export interface ResponseFrame extends Frame {
   ok: boolean;
   result?: unknown;
   error?: WireError;
+  /** LiteFS: the primary's replication position (TXID) after the write committed (read your writes). */
+  txid?: number;
 }
 
 /** A committed change, in commit order. */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ClusterMetrics, ClusterNode, ClusterObserver } from '../cluster/cluster-node';
+import { clusterParts } from '../cluster/cluster-parts';
 import { ForwardableFn, ForwardedWrites } from '../cluster/forwarded-writes';
 import { maxFrameBytesFor } from '../cluster/frame-codec';
 import type { ForwardedCall } from '../cluster/protocol';
@@ -439,10 +440,11 @@ export class Coordinator {
     databaseFile: string,
   ): ClusterNode {
     try {
+      const maxFrameBytes = maxFrameBytesFor(this.options.maxPayloadBytes);
       return new ClusterNode(
         options,
-        databaseFile,
-        maxFrameBytesFor(this.options.maxPayloadBytes),
+        clusterParts(options, databaseFile, maxFrameBytes, this.log),
+        maxFrameBytes,
         this.forwarded,
         this.clusterObserver,
       );
@@ -576,10 +578,17 @@ export class Coordinator {
     if (!writer) {
       return this.queue.refuse(options.label, (job) => new CoordinatorNotReadyError(this.notReadyReason(), job));
     }
+    // Several hosts (litefs, static): only the primary's database file takes writes.
+    const cluster = this.cluster?.writesNeedPrimary ? this.cluster : undefined;
+    if (cluster?.localWriteRefusal()) {
+      return this.queue.refuse(options.label, (job) => cluster.localWriteRefusal(job)!);
+    }
     return this.queue.enqueue((ctx) => {
       // Between jobs, before this one's BEGIN: a TRUNCATE checkpoint when the WAL is past its limit.
       const checkpoint = this.wal?.beforeJob(ctx);
-      return checkpoint ? checkpoint.then(() => run(ctx, writer)) : run(ctx, writer);
+      const job = checkpoint ? checkpoint.then(() => run(ctx, writer)) : run(ctx, writer);
+      // The primary moved away under the job: the file's refusal becomes NOT_PRIMARY.
+      return cluster ? job.catch((error: unknown) => Promise.reject(cluster.explainFailure(error, ctx))) : job;
     }, options);
   }
 
