@@ -31,6 +31,12 @@ export interface WriteCoordinatorHealthOptions {
    * (a failover normally takes well under a second), or while its primary stops answering. @default 2000
    */
   maxWithoutPrimaryMs?: number;
+  /**
+   * Several hosts on LiteFS: a replica is down (not ready) once it has missed a transaction the
+   * primary reported for longer than this (`metrics().cluster.replication.lagMs`), so that a load
+   * balancer stops sending it reads that would be that stale. @default 10000
+   */
+  maxReplicaLagMs?: number;
 }
 
 const DEFAULT_HEALTH = {
@@ -39,6 +45,7 @@ const DEFAULT_HEALTH = {
   degradedEventLoopDelayMs: 100,
   maxEventLoopDelayMs: 1_000,
   maxWithoutPrimaryMs: 2_000,
+  maxReplicaLagMs: 10_000,
 } as const;
 
 /** One validator per threshold, from the module options' table (same ranges, same messages). */
@@ -48,6 +55,7 @@ const HEALTH_CHECKS: Record<keyof typeof DEFAULT_HEALTH, OptionCheck> = {
   degradedEventLoopDelayMs: OPTION_CHECKS.positiveFinite,
   maxEventLoopDelayMs: OPTION_CHECKS.positiveFinite,
   maxWithoutPrimaryMs: OPTION_CHECKS.positiveFinite,
+  maxReplicaLagMs: OPTION_CHECKS.positiveFinite,
 };
 
 type Thresholds = { -readonly [K in keyof typeof DEFAULT_HEALTH]: number };
@@ -146,7 +154,7 @@ export class WriteCoordinatorHealthIndicator implements OnModuleInit, OnApplicat
 function unhealthyReason(
   coordinator: WriteCoordinator,
   metrics: CoordinatorMetrics & { eventLoop: EventLoopDelay },
-  { maxQueueRatio, maxStallMs, maxEventLoopDelayMs, maxWithoutPrimaryMs }: Thresholds,
+  { maxQueueRatio, maxStallMs, maxEventLoopDelayMs, maxWithoutPrimaryMs, maxReplicaLagMs }: Thresholds,
 ): string | undefined {
   if (metrics.state !== 'running') return `coordinator is ${metrics.state}`;
   if (!coordinator.isReady) return 'coordinator is not initialised yet';
@@ -160,6 +168,10 @@ function unhealthyReason(
       return `the primary (pid ${cluster.primaryPid}) answered nothing for three heartbeats`;
     if (cluster.withoutPrimaryMs > maxWithoutPrimaryMs) {
       return `no primary to forward writes to for ${Math.round(cluster.withoutPrimaryMs)} ms (maxWithoutPrimaryMs ${maxWithoutPrimaryMs})`;
+    }
+    const lag = cluster.replication;
+    if (lag && lag.lagMs > maxReplicaLagMs) {
+      return `this replica is ${lag.behind} transaction(s) behind the primary, for ${lag.lagMs} ms (maxReplicaLagMs ${maxReplicaLagMs})`;
     }
   }
   if (metrics.queueDepth >= maxQueueRatio * metrics.maxQueue) {

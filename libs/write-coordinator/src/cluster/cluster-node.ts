@@ -180,6 +180,16 @@ export class ClusterNode {
     return new NotPrimaryError(this.primaryHost(), { ...context, cause: error });
   }
 
+  /** LiteFS: this node's replication position now; undefined without one. */
+  replicationPosition(): number | undefined {
+    return this.position?.current();
+  }
+
+  /** LiteFS: true once this node's position reaches `txid` (false after `timeoutMs`); true without a position. */
+  waitForPosition(txid: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    return this.position ? this.position.waitFor(txid, timeoutMs, signal) : Promise.resolve(true);
+  }
+
   /** The primary's hostname when another host is the primary and it is known. */
   primaryHost(): string | undefined {
     const view = this.election.view();
@@ -357,7 +367,10 @@ export class ClusterNode {
   private onViewChange(): void {
     if (this.stopped || this.role === undefined) return;
     if (this.promoting) {
-      void this.promoting.then(() => this.onViewChange(), () => undefined);
+      void this.promoting.then(
+        () => this.onViewChange(),
+        () => undefined,
+      );
       return;
     }
     if (this.role === 'primary') {

@@ -23,7 +23,10 @@ export function clusterParts(
   if (strategy.strategy === 'lock') {
     return {
       election: new LockElection(PrimaryLock.open(options.lockPath ?? primaryLockPath(databasePath))),
-      transport: new UnixSocketTransport({ path: options.socketPath ?? defaultSocketPath(databasePath), maxFrameBytes }),
+      transport: new UnixSocketTransport({
+        path: options.socketPath ?? defaultSocketPath(databasePath),
+        maxFrameBytes,
+      }),
     };
   }
   void basename;

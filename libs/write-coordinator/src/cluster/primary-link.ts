@@ -248,19 +248,21 @@ export class PrimaryLink {
     this.channel = undefined;
     channel?.close();
     // (answered ones are only waiting for replication: they settle themselves)
-    return [...this.pending.values()].filter((entry) => !entry.answered).map((entry) => {
-      entry.handOver();
-      return {
-        call: entry.call,
-        requestId: entry.requestId,
-        label: entry.label,
-        meta: entry.meta,
-        deadline: entry.deadline,
-        signal: entry.signal,
-        maybeApplied: entry.uncertain || entry.channel !== undefined,
-        settle: entry.settle,
-      };
-    });
+    return [...this.pending.values()]
+      .filter((entry) => !entry.answered)
+      .map((entry) => {
+        entry.handOver();
+        return {
+          call: entry.call,
+          requestId: entry.requestId,
+          label: entry.label,
+          meta: entry.meta,
+          deadline: entry.deadline,
+          signal: entry.signal,
+          maybeApplied: entry.uncertain || entry.channel !== undefined,
+          settle: entry.settle,
+        };
+      });
   }
 
   /**

@@ -7,7 +7,12 @@ import type { CoordinatorInstrumentation } from './instrumentation';
 import type { SynchronousLevel } from '../sqlite/sqlite-pragmas';
 import type { OutsideWriteMode } from '../typeorm/write-router';
 import { ResolvedWalCheckpoint, WAL_CHECKPOINT_DEFAULTS, WalCheckpointOptions } from '../sqlite/wal-checkpoint.options';
-import { CLUSTER_DEFAULTS, ClusterOptions, ResolvedClusterOptions } from '../cluster/cluster.options';
+import {
+  CLUSTER_DEFAULTS,
+  ClusterOptions,
+  HttpForwardingOptions,
+  ResolvedClusterOptions,
+} from '../cluster/cluster.options';
 
 export type { WalCheckpointOptions } from '../sqlite/wal-checkpoint.options';
 export type { ClusterOptions, ClusterRoleOption } from '../cluster/cluster.options';
@@ -345,15 +350,100 @@ const CLUSTER_CHECKS: Record<keyof ClusterOptions, Check> = {
     typeof v === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(v)
       ? undefined
       : 'a table name (letters, digits and _, not starting with a digit)',
-  primary: (v) => (isObject(v) && ['lock', 'litefs', 'static'].includes(v.strategy as string) ? undefined : "{ strategy: 'lock' | 'litefs' | 'static', … }"),
+  primary: (v) =>
+    isObject(v) && ['lock', 'litefs', 'static'].includes(v.strategy as string)
+      ? undefined
+      : "an object { strategy: 'lock' | 'litefs' | 'static', … }",
   http: (v) => (isObject(v) ? undefined : 'an object'),
   readYourWritesMs: (v) => (v === false ? undefined : positiveFinite(v) && `${positiveFinite(v)}, or false`),
 };
+
+/** A port number: an integer in [0, 65535] (0: any free port, for tests). */
+const port: Check = (v) =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65_535 ? undefined : 'an integer port in [0, 65535]';
+const pemLike: Check = (v) =>
+  (typeof v === 'string' && v.trim() !== '') || Buffer.isBuffer(v) ? undefined : 'a PEM string or Buffer';
+
+/** The fields of each `cluster.primary` strategy, named `cluster.primary.<field>`. */
+const STRATEGY_CHECKS: Record<string, Record<string, Check>> = {
+  lock: { strategy: () => undefined },
+  litefs: {
+    strategy: () => undefined,
+    mountDir: nonEmptyString,
+    eventsUrl: (v) => (v === false || isHttpUrl(v) ? undefined : 'an http(s) URL, or false'),
+    pollMs: positiveFinite,
+  },
+  static: { strategy: () => undefined, primary: nonEmptyString, hostname: nonEmptyString },
+};
+
+/** The fields of `cluster.http`, named `cluster.http.<field>`. */
+const HTTP_CHECKS: Record<keyof HttpForwardingOptions, Check> = {
+  port,
+  host: nonEmptyString,
+  path: (v) => (typeof v === 'string' && /^\/[\x21-\x7e]*$/.test(v) ? undefined : "a URL path starting with '/'"),
+  tls: (v) => (isObject(v) ? undefined : 'an object { key, cert, ca? }'),
+  url: (v) => (typeof v === 'function' ? undefined : 'a function (hostname) => URL string'),
+};
+const TLS_CHECKS: Record<string, Check> = { key: pemLike, cert: pemLike, ca: pemLike };
+
+/** Validates `cluster.primary` and `cluster.http`, and what the strategies need of the rest. */
+function validateStrategy(value: ClusterOptions, context: string): void {
+  const strategy = value.primary?.strategy ?? 'lock';
+  if (value.primary !== undefined) {
+    validateOptions(STRATEGY_CHECKS[strategy], value.primary, context, 'cluster.primary.');
+    if (strategy === 'static')
+      validateFields({ primary: nonEmptyString }, value.primary, `${context} (cluster.primary)`);
+  }
+  if (value.http !== undefined) {
+    validateOptions(HTTP_CHECKS, value.http, context, 'cluster.http.');
+    if (value.http.tls !== undefined) {
+      validateOptions(TLS_CHECKS, value.http.tls, context, 'cluster.http.tls.');
+      required(value.http.tls, ['key', 'cert'], 'cluster.http.tls.', context);
+    }
+  }
+  if (strategy === 'lock') return;
+  // Between hosts: the forwarding port is reachable from the network.
+  if (value.secret === undefined) {
+    throw new InvalidOptionsError(
+      'cluster.secret',
+      `a shared secret (the '${strategy}' strategy forwards writes between hosts over HTTP)`,
+      undefined,
+      context,
+    );
+  }
+  if (value.role !== undefined && value.role !== 'auto') {
+    throw new InvalidOptionsError(
+      'cluster.role',
+      `'auto' (the '${strategy}' strategy decides the primary)`,
+      value.role,
+      context,
+    );
+  }
+}
+
+/** @throws {InvalidOptionsError} naming the first of `fields` that `value` lacks. */
+function required(value: object, fields: string[], prefix: string, context: string): void {
+  for (const field of fields) {
+    const received = (value as Record<string, unknown>)[field];
+    if (received === undefined) throw new InvalidOptionsError(prefix + field, 'a value (required)', received, context);
+  }
+}
+
+function isHttpUrl(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
 
 /** Validates the fields of a `cluster` object and fills in its defaults. */
 function resolveCluster(value: ClusterOptions | undefined, context: string): ResolvedClusterOptions | undefined {
   if (value === undefined || resolved.has(value)) return value as ResolvedClusterOptions | undefined;
   validateOptions(CLUSTER_CHECKS, value, context, 'cluster.');
+  validateStrategy(value, context);
   const result = Object.freeze({ ...CLUSTER_DEFAULTS, ...withoutUndefined(value) });
   resolved.add(result);
   return result;

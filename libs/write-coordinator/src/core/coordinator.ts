@@ -170,7 +170,11 @@ export class Coordinator {
           this.wal?.committed();
           reportCommit(observer, size, commitMs);
         },
-        failed: (error) => this.storage.failed(error),
+        failed: (error) => {
+          // A replica's file refusing a write is not a failing disk (several hosts: NOT_PRIMARY).
+          if (this.cluster?.writesNeedPrimary && this.cluster.explainFailure(error) !== error) return;
+          this.storage.failed(error);
+        },
       },
       {
         maxSize: this.options.maxBatchSize,
@@ -347,6 +351,36 @@ export class Coordinator {
       throw new InvalidOptionsError('method', `registered before attach() (the cluster option is on)`, method, context);
     }
     this.handlers.register(method, fn, `Coordinator.handle('${method}')`, options.validate);
+  }
+
+  /**
+   * Where a write issued on this host runs now. `here: true` without the `cluster` option, with
+   * the `lock` strategy (every process of the host writes the shared file), and on the primary
+   * host; `here: false` on the other hosts of the `litefs` and `static` strategies, with the
+   * primary's hostname when known. What the HTTP forwarding interceptor asks on every request.
+   */
+  writeTarget(): WriteTarget {
+    const cluster = this.cluster;
+    if (!cluster?.writesNeedPrimary || !cluster.joined || cluster.isPrimary) return { here: true };
+    const primary = cluster.primaryHost();
+    return primary === undefined ? { here: false } : { here: false, primary };
+  }
+
+  /**
+   * LiteFS: this host's replication position now (its TXID in `<db>-pos`); undefined without the
+   * `litefs` strategy or while the file cannot be read.
+   */
+  replicationPosition(): number | undefined {
+    return this.cluster?.replicationPosition();
+  }
+
+  /**
+   * LiteFS: resolves true once this host's position reaches `txid` (at once when it has), false
+   * after `timeoutMs` or when `signal` aborts; true at once without the `litefs` strategy (one file:
+   * nothing to wait for). What read-your-writes waits on.
+   */
+  waitForPosition(txid: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    return this.cluster?.waitForPosition(txid, timeoutMs, signal) ?? Promise.resolve(true);
   }
 
   /** A consistent snapshot of counters, gauges and recent latencies. */
@@ -618,6 +652,14 @@ export class Coordinator {
       (result as Promise<void>).catch((error: unknown) => this.log.error('change publisher failed', error));
     }
   }
+}
+
+/** Where a write issued on this host runs now (see {@link Coordinator.writeTarget}). */
+export interface WriteTarget {
+  /** True when a local write may run on this host. */
+  here: boolean;
+  /** When `here` is false: the primary's hostname, when known. */
+  primary?: string;
 }
 
 /** The database file of a better-sqlite3 DataSource (a cluster shares it, and keys its lock and socket on it). */

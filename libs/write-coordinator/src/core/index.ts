@@ -4,11 +4,25 @@
  * all of it next to the Nest module.
  */
 export { Coordinator } from './coordinator';
-export type { CoordinatorHooks, CoordinatorLog, CoordinatorMetrics, WriteOptions, WriteRequest } from './coordinator';
+export type {
+  CoordinatorHooks,
+  CoordinatorLog,
+  CoordinatorMetrics,
+  WriteOptions,
+  WriteRequest,
+  WriteTarget,
+} from './coordinator';
 export { resolveWriteCoordinatorOptions, WRITE_COORDINATOR_DEFAULTS } from './coordinator-options';
 export type { BatchYield, OutsideWriteMode, SynchronousLevel, WriteCoordinatorOptions } from './coordinator-options';
 export type { ClusterOptions, ClusterRoleOption } from './coordinator-options';
-export type { ClusterMetrics, ClusterObserver, ClusterRole } from '../cluster/cluster-node';
+export type { ClusterMetrics, ClusterObserver, ClusterRole, ReplicationMetrics } from '../cluster/cluster-node';
+export type {
+  HttpForwardingOptions,
+  LiteFsStrategyOptions,
+  LockStrategyOptions,
+  PrimaryStrategyOptions,
+  StaticStrategyOptions,
+} from '../cluster/cluster.options';
 export type { BatchMetrics } from './batch-stats';
 export type { WalCheckpointOptions } from './coordinator-options';
 export type { WalMetrics } from '../sqlite/wal-checkpoint';
@@ -48,7 +62,9 @@ export {
   InvalidOptionsError,
   InvalidParamsError,
   MethodNotFoundError,
+  NotPrimaryError,
   QueueFullError,
+  ReplicationTimeoutError,
   ShutdownError,
   TimeoutError,
   TransactionControlError,
