@@ -391,8 +391,7 @@ function validateStrategy(value: ClusterOptions, context: string): void {
   const strategy = value.primary?.strategy ?? 'lock';
   if (value.primary !== undefined) {
     validateOptions(STRATEGY_CHECKS[strategy], value.primary, context, 'cluster.primary.');
-    if (strategy === 'static')
-      validateFields({ primary: nonEmptyString }, value.primary, `${context} (cluster.primary)`);
+    if (strategy === 'static') required(value.primary, ['primary'], 'cluster.primary.', context);
   }
   if (value.http !== undefined) {
     validateOptions(HTTP_CHECKS, value.http, context, 'cluster.http.');
