@@ -374,27 +374,27 @@ describe('HttpTransport', () => {
       expect(server.accepted).toEqual([]);
     });
 
-    it('answers an upgrade to another protocol with 400', async () => {
+    it.each([
+      [400, 'BAD_UPGRADE', 'GET', 'websocket', `upgrades only to ${HTTP_UPGRADE_PROTOCOL}`],
+      [405, 'METHOD_NOT_ALLOWED', 'POST', HTTP_UPGRADE_PROTOCOL, 'with GET (received POST)'],
+    ])('answers %i (%s) to a %s upgrade to %s', async (status, code, method, token, message) => {
       const server = await listen();
       const raw = rawClient(
         server.port,
         Buffer.from(
           [
-            `GET ${PATH} HTTP/1.1`,
+            `${method} ${PATH} HTTP/1.1`,
             'Host: x',
             'Connection: Upgrade',
-            'Upgrade: websocket',
+            `Upgrade: ${token}`,
             `Authorization: Bearer ${SECRET}`,
             '',
             '',
           ].join('\r\n'),
         ),
       );
-      expect((await raw.head).status).toBe(400);
-      expect(JSON.parse(await raw.body)).toEqual({
-        code: 'BAD_UPGRADE',
-        message: expect.stringContaining(`upgrades only to ${HTTP_UPGRADE_PROTOCOL}`),
-      });
+      expect((await raw.head).status).toBe(status);
+      expect(JSON.parse(await raw.body)).toEqual({ code, message: expect.stringContaining(message) });
       expect(server.accepted).toEqual([]);
     });
 
@@ -432,7 +432,7 @@ describe('HttpTransport', () => {
     });
   });
 
-  describe('when a peer breaks the frame format after the upgrade', () => {
+  describe('when a connecting node breaks the frame format after the upgrade', () => {
     it.each([
       ['oversized', rawFrame('', MAX + 1)],
       ['malformed', rawFrame('{not json')],
@@ -471,11 +471,10 @@ describe('HttpTransport', () => {
         expect.objectContaining({ type: 'error', code: 'PROTOCOL', reason: 'truncated' }),
       ]);
     });
+  });
 
+  describe('when the primary breaks the frame format', () => {
     it('closes the connecting side with a FrameError when the primary sends garbage', async () => {
-      const t = transport();
-      const server = await t.listen((channel) => void channel);
-      cleanups.push(() => server.close());
       const { port } = await rawServer((socket) =>
         socket.once('data', () =>
           socket.write(
@@ -490,6 +489,38 @@ describe('HttpTransport', () => {
       );
       const client = await clientFor(`http://127.0.0.1:${port}${PATH}`).connect(2_000);
       expect(await closed(client)).toMatchObject({ name: 'FrameError', reason: 'oversized' });
+    });
+
+    it("answers a frame cut off by the primary's end with a PROTOCOL error before closing", async () => {
+      const answered: Buffer[] = [];
+      let answerDone!: () => void;
+      const answer = new Promise<void>((resolve) => (answerDone = resolve));
+      const { port } = await rawServer((socket) => {
+        let upgraded = false;
+        socket.on('data', (chunk: Buffer) => {
+          if (upgraded) return void answered.push(chunk);
+          upgraded = true;
+          socket.end(
+            Buffer.concat([
+              Buffer.from(
+                `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${HTTP_UPGRADE_PROTOCOL}\r\n\r\n`,
+              ),
+              encodeFrame({ type: 'welcome' }, MAX),
+              encodeFrame({ type: 'cut' }, MAX).subarray(0, 7),
+            ]),
+          );
+        });
+        socket.on('close', () => answerDone());
+      });
+      const client = await clientFor(`http://127.0.0.1:${port}${PATH}`).connect(2_000);
+      const seen: Frame[] = [];
+      client.onFrame((frame) => seen.push(frame));
+      expect(await closed(client)).toMatchObject({ name: 'FrameError', reason: 'truncated' });
+      await answer;
+      expect(seen).toEqual([{ type: 'welcome' }]);
+      expect(new FrameDecoder(MAX).push(Buffer.concat(answered))).toEqual([
+        expect.objectContaining({ type: 'error', code: 'PROTOCOL', reason: 'truncated' }),
+      ]);
     });
   });
 

@@ -55,7 +55,7 @@ export interface HttpTransportOptions {
  *
  * Refusals are JSON `{ code, message }`: `401` (wrong or missing secret), `400` (another upgrade
  * token), `405` (an upgrade that is not a GET), `426` (a plain request on the path), `404` (another
- * path), `503` (the server is closing). Channels are named `http://<host>:<port>#<n>`: the
+ * path). Channels are named `http://<host>:<port>#<n>`: the
  * primary's origin on a connecting node, the connecting node's address on the primary.
  */
 export class HttpTransport implements ClusterTransport {
@@ -124,7 +124,7 @@ export class HttpTransport implements ClusterTransport {
       : http.createServer(serverOptions, onRequest);
     const frameServer = new HttpFrameServer(server);
     server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      const channel = this.acceptUpgrade(request, socket, head, frameServer.closing);
+      const channel = this.acceptUpgrade(request, socket, head);
       if (channel) frameServer.track(channel, onChannel);
     });
     try {
@@ -221,13 +221,8 @@ export class HttpTransport implements ClusterTransport {
   }
 
   /** Checks an upgrade request; answers 101 and returns its channel, or refuses it and returns undefined. */
-  private acceptUpgrade(
-    request: http.IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    closing: boolean,
-  ): SocketFrameChannel | undefined {
-    const refusal = this.upgradeRefusal(request, closing);
+  private acceptUpgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer): SocketFrameChannel | undefined {
+    const refusal = this.upgradeRefusal(request);
     if (refusal || !(socket instanceof net.Socket)) {
       refuse(socket, refusal ?? [500, 'INTERNAL', 'the connection is not a stream socket']);
       return undefined;
@@ -247,7 +242,7 @@ export class HttpTransport implements ClusterTransport {
   }
 
   /** Why an upgrade request is refused ([status, code, message]), or undefined when it is accepted. */
-  private upgradeRefusal(request: http.IncomingMessage, closing: boolean): Refusal | undefined {
+  private upgradeRefusal(request: http.IncomingMessage): Refusal | undefined {
     if (pathOf(request) !== this.options.path) return notFound(request);
     const offered = (request.headers.upgrade ?? '').split(',').map((token) => token.trim().toLowerCase());
     if (!offered.includes(HTTP_UPGRADE_PROTOCOL)) {
@@ -270,7 +265,6 @@ export class HttpTransport implements ClusterTransport {
           : 'missing credentials: send Authorization: Bearer <the cluster secret>',
       ];
     }
-    if (closing) return [503, 'UNAVAILABLE', 'this primary is shutting down; connect to the next one'];
     return undefined;
   }
 
@@ -304,7 +298,9 @@ export class HttpTransport implements ClusterTransport {
     socket.pause();
     if (head.length > 0) socket.unshift(head);
     socket.setTimeout(0);
-    // The channel decides what to send after the peer's end (a PROTOCOL error for a truncated frame).
+    // SocketFrameChannel's contract: it decides what to send after the peer's end (a PROTOCOL error
+    // for a truncated frame), so the socket must not end itself. An HTTP client's socket is not
+    // half-open by default.
     socket.allowHalfOpen = true;
     const channel = new SocketFrameChannel(socket, { peer, maxFrameBytes: this.options.maxFrameBytes });
     setImmediate(() => socket.resume());
@@ -322,11 +318,6 @@ class HttpFrameServer implements FrameServer {
   private closed: Promise<void> | undefined;
 
   constructor(private readonly server: http.Server) {}
-
-  /** True once {@link close} was called: upgrades arriving after it are refused (503). */
-  get closing(): boolean {
-    return this.closed !== undefined;
-  }
 
   /** Hands `channel` over and keeps it until it closes, so {@link close} can close it. */
   track(channel: SocketFrameChannel, onChannel: (channel: FrameChannel) => void): void {
