@@ -563,11 +563,14 @@ describe('HttpTransport', () => {
       await until(() => hungUp);
     });
 
-    it('keeps the errno code when nobody listens or the target is not a URL', async () => {
+    it('keeps the errno code when nobody listens, the host is unknown or the target is not a URL', async () => {
       const port = await freePort();
       await expect(clientFor(`http://127.0.0.1:${port}${PATH}`).connect(2_000)).rejects.toMatchObject({
         code: 'ECONNREFUSED',
         message: expect.stringContaining(`cannot connect to the primary at http://127.0.0.1:${port}${PATH}`),
+      });
+      await expect(clientFor(`http://node-b.invalid:20210${PATH}`).connect(5_000)).rejects.toMatchObject({
+        code: 'ENOTFOUND',
       });
       await expect(clientFor('node-b:20210').connect(2_000)).rejects.toMatchObject({ code: 'ERR_INVALID_URL' });
     });

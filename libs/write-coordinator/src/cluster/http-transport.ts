@@ -122,10 +122,14 @@ export class HttpTransport implements ClusterTransport {
     const server = this.options.tls
       ? https.createServer({ ...serverOptions, key: this.options.tls.key, cert: this.options.tls.cert }, onRequest)
       : http.createServer(serverOptions, onRequest);
-    const frameServer = new HttpFrameServer(server);
+    // Every upgraded channel until it closes: server.close() leaves upgraded sockets open.
+    const channels = new Set<SocketFrameChannel>();
     server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const channel = this.acceptUpgrade(request, socket, head);
-      if (channel) frameServer.track(channel, onChannel);
+      if (!channel) return;
+      channels.add(channel);
+      channel.onClose(() => channels.delete(channel));
+      onChannel(channel);
     });
     try {
       await listenOn(server, this.options.host, this.options.port);
@@ -134,8 +138,7 @@ export class HttpTransport implements ClusterTransport {
       throw wrap(error, `cannot listen on ${this.address}`);
     }
     this.boundPort = (server.address() as net.AddressInfo).port;
-    frameServer.address = this.address;
-    return frameServer;
+    return new HttpFrameServer(this.address, server, channels);
   }
 
   /**
@@ -203,6 +206,7 @@ export class HttpTransport implements ClusterTransport {
       request.on('upgrade', (response: http.IncomingMessage, socket: Duplex, head: Buffer) => {
         const token = response.headers.upgrade ?? '';
         if (settled || !(socket instanceof net.Socket) || token.toLowerCase() !== HTTP_UPGRADE_PROTOCOL) {
+          // Too late (timed out), or not the protocol asked for: fail() does nothing in the first case.
           socket.destroy();
           fail(
             coded(
@@ -313,19 +317,15 @@ type Refusal = readonly [status: number, code: string, message: string];
 
 /** The primary's HTTP endpoint: the server plus the channels it upgraded, which `server.close()` alone leaves open. */
 class HttpFrameServer implements FrameServer {
-  address = '';
-  private readonly channels = new Set<SocketFrameChannel>();
   private closed: Promise<void> | undefined;
 
-  constructor(private readonly server: http.Server) {}
+  constructor(
+    readonly address: string,
+    private readonly server: http.Server,
+    private readonly channels: Set<SocketFrameChannel>,
+  ) {}
 
-  /** Hands `channel` over and keeps it until it closes, so {@link close} can close it. */
-  track(channel: SocketFrameChannel, onChannel: (channel: FrameChannel) => void): void {
-    this.channels.add(channel);
-    channel.onClose(() => this.channels.delete(channel));
-    onChannel(channel);
-  }
-
+  /** Stops accepting, closes every HTTP connection and every upgraded channel; resolves once all are gone. */
   close(): Promise<void> {
     this.closed ??= new Promise<void>((resolve) => {
       this.server.close(() => resolve());
@@ -407,7 +407,7 @@ function readBounded(response: http.IncomingMessage, limit: number): Promise<Buf
 function refusalError(where: string, response: http.IncomingMessage, body: Buffer): Error {
   const status = response.statusCode ?? 0;
   const text = body.toString('utf8');
-  let detail = text.replace(/\s+/g, ' ').trim().slice(0, 1_000);
+  let detail = text;
   try {
     const parsed: unknown = JSON.parse(text);
     const message = (parsed as { message?: unknown } | null)?.message;
@@ -415,8 +415,10 @@ function refusalError(where: string, response: http.IncomingMessage, body: Buffe
   } catch {
     // Not JSON: the text itself says why.
   }
+  detail = detail.replace(/\s+/g, ' ').trim().slice(0, 1_000);
+  const reason = response.statusMessage ? ` ${response.statusMessage}` : '';
   return coded(
-    `the primary at ${where} refused the connection: ${status} ${response.statusMessage ?? ''}${detail ? `: ${detail}` : ''}`,
+    `the primary at ${where} refused the connection: ${status}${reason}${detail ? `: ${detail}` : ''}`,
     status === 401 ? 'UNAUTHORIZED' : `EHTTP${status}`,
   );
 }
