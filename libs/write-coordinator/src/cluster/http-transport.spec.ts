@@ -19,7 +19,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A transport; `target` defaults to nothing (set it with the returned setter). */
+/** A transport on 127.0.0.1, any free port, knowing no primary unless `target` is given. */
 function transport(options: Partial<HttpTransportOptions> = {}): HttpTransport {
   return new HttpTransport({
     port: 0,
