@@ -104,6 +104,11 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
     'cluster must be an object { role?, socketPath?, secret?, … } (absent: no cluster) (received true, boolean)',
   ],
   [
+    'cluster.secret',
+    { cluster: { secret: 'pässword', primary: { strategy: 'litefs' } } },
+    "cluster.secret must be printable ASCII without spaces at either end (it travels in an HTTP Authorization header) (received 'pässword', string)",
+  ],
+  [
     'cluster.role',
     { cluster: { role: 'leader' } },
     "cluster.role must be 'auto', 'primary' or 'secondary' (received 'leader', string)",

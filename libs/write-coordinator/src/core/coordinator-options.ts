@@ -410,6 +410,14 @@ function validateStrategy(value: ClusterOptions, context: string): void {
       context,
     );
   }
+  if (!/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(value.secret)) {
+    throw new InvalidOptionsError(
+      'cluster.secret',
+      'printable ASCII without spaces at either end (it travels in an HTTP Authorization header)',
+      value.secret,
+      context,
+    );
+  }
   if (value.role !== undefined && value.role !== 'auto') {
     throw new InvalidOptionsError(
       'cluster.role',
