@@ -93,7 +93,8 @@ function install(mount) {
     const second = match && match[2] ? match[2].toUpperCase() : '';
     if (first === 'BEGIN') kind = 'begin';
     else if (first === 'COMMIT' || first === 'END') kind = 'commit';
-    else if (first === 'ROLLBACK') kind = second === 'TO' || /^\s*ROLLBACK\s+TRANSACTION\s+TO\b/i.test(stmt.source) ? 'read' : 'rollback';
+    else if (first === 'ROLLBACK')
+      kind = second === 'TO' || /^\s*ROLLBACK\s+TRANSACTION\s+TO\b/i.test(stmt.source) ? 'read' : 'rollback';
     else if (first === 'SAVEPOINT') kind = 'savepoint';
     else if (first === 'RELEASE') kind = 'release';
     else if (first === 'PRAGMA' || stmt.readonly || TEMP_WRITE.test(stmt.source)) kind = 'read';
@@ -133,9 +134,16 @@ function install(mount) {
   function advancePosition(state) {
     const before = fs.readFileSync(state.posPath, 'utf8');
     const match = POS.exec(before);
-    if (!match) throw new Database.SqliteError(`litefs stand-in: malformed ${state.posPath}: ${before}`, 'SQLITE_IOERR');
+    if (!match)
+      throw new Database.SqliteError(`litefs stand-in: malformed ${state.posPath}: ${before}`, 'SQLITE_IOERR');
     const txID = (BigInt(`0x${match[1]}`) + 1n).toString(16).padStart(16, '0');
-    const checksum = crypto.createHash('sha256').update(`${match[2]}/${txID}`).digest('hex').slice(0, 16);
+    // Not LiteFS's CRC64 of the pages: a hash of the previous checksum, the TXID and random bytes, so
+    // that two histories that part ways (a failover without catch-up) differ at the same TXID.
+    const checksum = crypto
+      .createHash('sha256')
+      .update(`${match[2]}/${txID}/${crypto.randomBytes(8).toString('hex')}`)
+      .digest('hex')
+      .slice(0, 16);
     const after = `${txID}/${checksum}\n`;
     const temp = path.join(path.dirname(state.posPath), `.stand-in-pos.${process.pid}.tmp`);
     fs.writeFileSync(temp, after);
@@ -218,7 +226,8 @@ function install(mount) {
       return result;
     }
     const commits =
-      kind === 'commit' || (kind === 'release' && state.savepoints !== undefined && state.savepoints[0] === savepointName(stmt.source));
+      kind === 'commit' ||
+      (kind === 'release' && state.savepoints !== undefined && state.savepoints[0] === savepointName(stmt.source));
     if (commits && state.dirty && db.inTransaction) return commitWrites(db, state, stmt, method, args);
     try {
       const result = native[method].apply(stmt, args);

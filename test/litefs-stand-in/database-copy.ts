@@ -10,8 +10,7 @@ export interface Snapshot {
 
 const GIVE_UP_MS = 10_000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const isBusy = (error: unknown) =>
-  error instanceof Database.SqliteError && /^SQLITE_(BUSY|LOCKED)/.test(error.code);
+const isBusy = (error: unknown) => error instanceof Database.SqliteError && /^SQLITE_(BUSY|LOCKED)/.test(error.code);
 
 /**
  * Copies databases between the nodes through SQLite (never as raw files), so an application reading

@@ -11,9 +11,9 @@ export class EventRecorder {
   private constructor(private readonly request: ClientRequest) {}
 
   /**
-   * Opens the stream.
+   * Opens the stream and waits for its first event (LiteFS's `init`).
    *
-   * @throws {Error} if the answer is not 200.
+   * @throws {Error} if the answer is not 200, or no event comes within 10 s.
    */
   static async connect(url: string): Promise<EventRecorder> {
     let recorder!: EventRecorder;
@@ -24,6 +24,7 @@ export class EventRecorder {
     response.setEncoding('utf8');
     response.on('data', (chunk: string) => recorder.receive(chunk));
     response.on('error', () => undefined);
+    await recorder.until((events) => events.length > 0);
     return recorder;
   }
 
