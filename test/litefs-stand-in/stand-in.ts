@@ -64,7 +64,7 @@ export class LiteFsStandIn {
   private readonly history = new Map<number, TxData>();
   /** Promotions, (dis)connections and replication rounds run one at a time, in this chain. */
   private operations: Promise<unknown> = Promise.resolve();
-  private readonly poller: NodeJS.Timeout;
+  private poller?: NodeJS.Timeout;
   private roundTimer?: NodeJS.Timeout;
   /** The first error of a background replication round, thrown by {@link waitForReplication}. */
   private failure?: unknown;
@@ -74,9 +74,7 @@ export class LiteFsStandIn {
     private primaryName: string,
     private readonly database: string,
     private delayMs: number,
-  ) {
-    this.poller = setInterval(() => this.poll(), 2);
-  }
+  ) {}
 
   /**
    * Creates the mount directories, the database (on the primary if absent, copied to the replicas
@@ -99,7 +97,7 @@ export class LiteFsStandIn {
       db.close();
     }
     const states = new Map<string, NodeState>();
-    let standIn: LiteFsStandIn | undefined;
+    const standIn = new LiteFsStandIn(states, options.primary, database, options.replicationDelayMs ?? 50);
     for (const name of options.nodes) {
       const mountDir = mountOf(name);
       const databasePath = join(mountDir, database);
@@ -107,17 +105,17 @@ export class LiteFsStandIn {
       const files = new NodeFiles(mountDir, database);
       if (!existsSync(files.posPath)) files.setPosition(INITIAL);
       files.startTxLog();
-      const events = await NodeEventStream.listen(() => standIn!.primaryInfo(name));
+      const events = await NodeEventStream.listen(() => standIn.primaryInfo(name));
       const env = { LITEFS_STAND_IN_MOUNT: mountDir, NODE_OPTIONS: `--require "${AGENT_PATH}"` };
       const { posPath, primaryPath } = files;
       const node = { name, mountDir, databasePath, posPath, primaryPath, eventsUrl: events.url, env };
       states.set(name, { node, files, events, connected: true });
     }
-    standIn = new LiteFsStandIn(states, options.primary, database, options.replicationDelayMs ?? 50);
     for (const state of states.values()) {
       state.files.setRole(state.node.name === options.primary ? 'primary' : 'replica');
       state.files.setPrimaryFile(state.node.name === options.primary ? undefined : options.primary);
     }
+    standIn.poller = setInterval(() => standIn.poll(), 2);
     return standIn;
   }
 

@@ -11,7 +11,7 @@ const db = new Database(database, { timeout: 5000 });
 db.pragma(`journal_mode = ${journalMode}`);
 
 const pos = () => fs.readFileSync(posPath, 'utf8');
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const { setTimeout: sleep } = require('node:timers/promises');
 
 const commands = {
   run({ sql, params = [] }) {
