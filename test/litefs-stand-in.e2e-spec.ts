@@ -145,6 +145,10 @@ describe('LiteFsStandIn (test double of LiteFS)', () => {
       ).rejects.toMatchObject(ioerr);
       const statements = [{ sql: "UPDATE items SET name = 'changed'" }];
       await expect(app['node-b'].call('transaction', { statements })).rejects.toMatchObject(ioerr);
+      // Inside a transaction the write statement itself fails (stricter than LiteFS: see README.md).
+      await app['node-b'].call('run', { sql: 'BEGIN IMMEDIATE' });
+      await expect(insert(cluster, 'node-b', 'four')).rejects.toMatchObject(ioerr);
+      await app['node-b'].call('run', { sql: 'ROLLBACK' });
       expect(await app['node-b'].call('run', { sql: 'CREATE TEMP TABLE scratch (x)' })).toBeDefined();
 
       expect(await names(cluster, 'node-b')).toEqual(['one']);
