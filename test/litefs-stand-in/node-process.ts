@@ -39,8 +39,9 @@ export class NodeProcess {
       if (reply.error) waiter.reject(new WorkerError(reply.error.code, reply.error.message));
       else waiter.resolve(reply.value);
     });
-    child.on('exit', () => {
-      for (const waiter of this.pending.values()) waiter.reject(new Error('worker exited'));
+    child.on('exit', (code, signal) => {
+      const error = new Error(`worker exited (${String(code ?? signal)})`);
+      for (const waiter of this.pending.values()) waiter.reject(error);
       this.pending.clear();
     });
   }
