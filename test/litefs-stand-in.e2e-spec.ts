@@ -103,6 +103,9 @@ describe('LiteFsStandIn (test double of LiteFS)', () => {
       const { app, standIn, events } = cluster;
       await createItems(cluster);
       const { pos } = await insert(cluster, 'node-a', 'one');
+      // The stand-in has seen both transactions; a third of the delay later, no replica has them.
+      await events['node-a'].until(() => txEvents(cluster, 'node-a').length === 2);
+      await new Promise((resolve) => setTimeout(resolve, 500));
 
       const tables = await app['node-b'].call<unknown[]>('all', {
         sql: "SELECT name FROM sqlite_schema WHERE name = 'items'",
