@@ -2,9 +2,12 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { DatabaseCopier, Snapshot } from './database-copy';
 import { NodeEventStream, PrimaryInfo } from './event-stream';
-import { NodeFiles, Position, TxData, formatPosition, hexTxID } from './node-files';
+import { NodeFiles, Position, formatPosition } from './node-files';
+import { Replication } from './replication';
+import type { NodeState, StandInNode } from './stand-in-node';
+
+export type { StandInNode } from './stand-in-node';
 
 /** The preload agent a node's processes load (`node --require <AGENT_PATH>`). */
 export const AGENT_PATH = join(__dirname, 'agent.cjs');
@@ -25,28 +28,6 @@ export interface LiteFsStandInOptions {
   journalMode?: 'wal' | 'delete';
 }
 
-/** What a test needs to run an application process as one node. */
-export interface StandInNode {
-  readonly name: string;
-  /** The node's "mount": the database, `<db>-pos`, `.primary`. */
-  readonly mountDir: string;
-  readonly databasePath: string;
-  readonly posPath: string;
-  readonly primaryPath: string;
-  /** The node's `GET /events` NDJSON stream. */
-  readonly eventsUrl: string;
-  /** Environment for a process of this node: preloads the agent, which refuses writes on a replica. */
-  readonly env: Readonly<Record<string, string>>;
-}
-
-interface NodeState {
-  node: StandInNode;
-  files: NodeFiles;
-  events: NodeEventStream;
-  /** False while {@link LiteFsStandIn.disconnect} cuts the node off from the primary. */
-  connected: boolean;
-}
-
 const INITIAL: Position = {
   txID: 1,
   checksum: createHash('sha256').update('litefs stand-in').digest('hex').slice(0, 16),
@@ -59,22 +40,27 @@ const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
  * application processes load `agent.cjs`.
  */
 export class LiteFsStandIn {
-  private readonly copier = new DatabaseCopier();
-  /** The tx event data of every TXID of the current primary's history that the tx logs showed. */
-  private readonly history = new Map<number, TxData>();
+  private readonly replication: Replication;
   /** Promotions, (dis)connections and replication rounds run one at a time, in this chain. */
   private operations: Promise<unknown> = Promise.resolve();
-  private poller?: NodeJS.Timeout;
-  private roundTimer?: NodeJS.Timeout;
-  /** The first error of a background replication round, thrown by {@link waitForReplication}. */
-  private failure?: unknown;
 
   private constructor(
     private readonly states: Map<string, NodeState>,
     private primaryName: string,
-    private readonly database: string,
-    private delayMs: number,
-  ) {}
+    database: string,
+    delayMs: number,
+  ) {
+    this.replication = new Replication(
+      {
+        database,
+        initial: INITIAL,
+        primary: () => this.state(this.primaryName),
+        nodes: () => this.states.values(),
+        exclusive: (operation) => this.exclusive(operation),
+      },
+      delayMs,
+    );
+  }
 
   /**
    * Creates the mount directories, the database (on the primary if absent, copied to the replicas
@@ -115,7 +101,7 @@ export class LiteFsStandIn {
       state.files.setRole(state.node.name === options.primary ? 'primary' : 'replica');
       state.files.setPrimaryFile(state.node.name === options.primary ? undefined : options.primary);
     }
-    standIn.poller = setInterval(() => standIn.poll(), 2);
+    standIn.replication.start();
     return standIn;
   }
 
@@ -140,12 +126,7 @@ export class LiteFsStandIn {
 
   /** Changes the replication delay; a round already waiting is re-timed with it. */
   setDelay(ms: number): void {
-    this.delayMs = ms;
-    if (this.roundTimer) {
-      clearTimeout(this.roundTimer);
-      this.roundTimer = undefined;
-      this.scheduleRound();
-    }
+    this.replication.setDelay(ms);
   }
 
   /**
@@ -164,14 +145,8 @@ export class LiteFsStandIn {
       const old = this.state(this.primaryName);
       if (next === old) return;
       old.files.setRole('replica');
-      if (catchUp) {
-        const snapshot = await this.copier.snapshot(old.node.databasePath, old.files);
-        await this.awaitHistory(old, snapshot.position.txID);
-        await this.apply(next, snapshot);
-      } else {
-        const kept = next.files.position().txID;
-        for (const txID of [...this.history.keys()]) if (txID > kept) this.history.delete(txID);
-      }
+      if (catchUp) await this.replication.copy(old, next);
+      else this.replication.forgetAfter(next.files.position().txID);
       this.primaryName = name;
       next.connected = true;
       next.files.startTxLog();
@@ -183,7 +158,7 @@ export class LiteFsStandIn {
       for (const state of this.states.values()) {
         if (state.connected) state.events.send({ type: 'primaryChange', data: this.primaryInfo(state.node.name) });
       }
-      this.scheduleRound();
+      this.replication.schedule();
     });
   }
 
@@ -217,7 +192,7 @@ export class LiteFsStandIn {
       state.connected = true;
       state.files.setPrimaryFile(this.primaryName);
       state.events.send({ type: 'primaryChange', data: this.primaryInfo(name) });
-      this.scheduleRound();
+      this.replication.schedule();
     });
   }
 
@@ -229,7 +204,7 @@ export class LiteFsStandIn {
   async waitForReplication({ timeoutMs = 10_000 }: { timeoutMs?: number } = {}): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.failure !== undefined) throw this.failure;
+      this.replication.throwIfFailed();
       const target = formatPosition(this.position(this.primaryName));
       const behind = [...this.states.values()].filter(
         (state) => state.connected && formatPosition(state.files.position()) !== target,
@@ -239,20 +214,17 @@ export class LiteFsStandIn {
         const at = behind.map((state) => `${state.node.name} at ${formatPosition(state.files.position()).trim()}`);
         throw new Error(`litefs stand-in: replicas not at ${target.trim()} after ${timeoutMs} ms: ${at.join(', ')}`);
       }
-      this.scheduleRound();
+      this.replication.schedule();
       await sleep(5);
     }
   }
 
   /** Stops replicating, ends the event streams and closes the servers. The files stay. */
   async stop(): Promise<void> {
-    clearInterval(this.poller);
-    clearTimeout(this.roundTimer);
-    this.roundTimer = undefined;
-    this.delayMs = Number.POSITIVE_INFINITY;
+    this.replication.stop();
     await this.operations;
     await Promise.all([...this.states.values()].map((state) => state.events.close()));
-    this.copier.close();
+    this.replication.close();
   }
 
   private primaryInfo(name: string): PrimaryInfo {
@@ -271,78 +243,4 @@ export class LiteFsStandIn {
     this.operations = result.catch(() => undefined);
     return result;
   }
-
-  /** Reads the primary's new tx log lines: `tx` events on its stream, then a replication round. */
-  private poll(): void {
-    if (this.drainTxLog(this.state(this.primaryName)) > 0) this.scheduleRound();
-  }
-
-  private drainTxLog(state: NodeState): number {
-    const lines = state.files.readTxLog().sort((a, b) => Number.parseInt(a.txID, 16) - Number.parseInt(b.txID, 16));
-    for (const data of lines) {
-      this.history.set(Number.parseInt(data.txID, 16), data);
-      state.events.send({ type: 'tx', db: this.database, data });
-    }
-    return lines.length;
-  }
-
-  /** The agent logs a transaction just after its COMMIT: give the line up to 1 s to appear. */
-  private async awaitHistory(state: NodeState, txID: number): Promise<void> {
-    const deadline = Date.now() + 1000;
-    while (!this.history.has(txID) && txID > INITIAL.txID && Date.now() < deadline) {
-      this.drainTxLog(state);
-      if (!this.history.has(txID)) await sleep(1);
-    }
-  }
-
-  private scheduleRound(): void {
-    if (this.roundTimer || !Number.isFinite(this.delayMs)) return;
-    this.roundTimer = setTimeout(() => {
-      this.roundTimer = undefined;
-      this.exclusive(() => this.replicate()).catch((error: unknown) => (this.failure ??= error));
-    }, this.delayMs);
-  }
-
-  /** One replication round: one snapshot of the primary, copied to every connected replica behind it. */
-  private async replicate(): Promise<void> {
-    const primary = this.state(this.primaryName);
-    const target = formatPosition(primary.files.position());
-    const behind = [...this.states.values()].filter(
-      (state) => state !== primary && state.connected && formatPosition(state.files.position()) !== target,
-    );
-    if (behind.length === 0) return;
-    const snapshot = await this.copier.snapshot(primary.node.databasePath, primary.files);
-    await this.awaitHistory(primary, snapshot.position.txID);
-    for (const state of behind) await this.apply(state, snapshot);
-  }
-
-  /** Copies `snapshot` into the node's database, then sets its `-pos` and sends its `tx` events. */
-  private async apply(state: NodeState, snapshot: Snapshot): Promise<void> {
-    const before = state.files.position();
-    if (formatPosition(before) === formatPosition(snapshot.position)) return;
-    await this.copier.restore(snapshot.image, state.node.databasePath);
-    state.files.setPosition(snapshot.position);
-    const last = snapshot.position.txID;
-    const first = before.txID < last ? before.txID + 1 : last;
-    for (let txID = first; txID <= last; txID++) {
-      const data = this.history.get(txID) ?? unloggedTx(txID, snapshot);
-      state.events.send({ type: 'tx', db: this.database, data });
-    }
-  }
-}
-
-/**
- * The event data of a TXID the tx log never showed (the initial TXID 1, or a line not there 1 s
- * after its commit): the checksum is known for the snapshot's own TXID only.
- */
-function unloggedTx(txID: number, snapshot: Snapshot): TxData {
-  const header = snapshot.image.length >= 100 ? snapshot.image.readUInt16BE(16) : 4096;
-  const pageSize = header === 1 ? 65536 : header;
-  return {
-    txID: hexTxID(txID),
-    postApplyChecksum: txID === snapshot.position.txID ? snapshot.position.checksum : '0000000000000000',
-    pageSize,
-    commit: Math.ceil(snapshot.image.length / pageSize),
-    timestamp: new Date().toISOString(),
-  };
 }
