@@ -177,7 +177,7 @@ describe('LiteFsStandIn (test double of LiteFS)', () => {
       expect(standIn.position('node-b').txID).toBe(3);
     });
 
-    it('never shows a reader a partial state while transactions replicate', async () => {
+    it('never shows a reader a partial state, nor data older than its -pos, while transactions replicate', async () => {
       const cluster = await startCluster(5);
       const { app, standIn } = cluster;
       const accounts = 300;
@@ -188,13 +188,18 @@ describe('LiteFsStandIn (test double of LiteFS)', () => {
           INSERT INTO accounts SELECT i, 1000, randomblob(1500) FROM n;`,
       });
       await standIn.waitForReplication();
+      const baseTxID = standIn.position('node-b').txID;
 
       const [, reads] = await Promise.all([
         app['node-a'].call('transfers', { count: 400, accounts }),
-        app['node-b'].call<Record<string, number>>('sumLoop', { durationMs: 2000, expectedSum: accounts * 1000 }),
+        app['node-b'].call<Record<string, number>>('sumLoop', {
+          durationMs: 2000,
+          expectedSum: accounts * 1000,
+          baseTxID,
+        }),
       ]);
 
-      expect(reads).toMatchObject({ violations: 0, errorCount: 0 });
+      expect(reads).toMatchObject({ violations: 0, behindPos: 0, errorCount: 0 });
       expect(reads.versions).toBeGreaterThan(2);
       await standIn.waitForReplication();
       expect(

@@ -49,10 +49,11 @@ const commands = {
     return { pos: pos() };
   },
   /**
-   * Reads for `durationMs`, each read a transaction of two statements: the sum of the balances and
-   * the version. Reports reads, reads whose sum was not `expectedSum`, errors, and the versions seen.
+   * Reads for `durationMs`: `-pos`, then a transaction of two statements, the sum of the balances
+   * and the version. Reports reads, reads whose sum was not `expectedSum`, reads whose version was
+   * older than `-pos` claimed (one transfer per TXID after `baseTxID`), errors, and versions seen.
    */
-  sumLoop({ durationMs, expectedSum }) {
+  sumLoop({ durationMs, expectedSum, baseTxID }) {
     const begin = db.prepare('BEGIN');
     const sum = db.prepare('SELECT sum(balance) AS total FROM accounts').pluck();
     const version = db.prepare('SELECT version FROM meta').pluck();
@@ -61,12 +62,16 @@ const commands = {
     const errors = [];
     let reads = 0;
     let violations = 0;
+    let behindPos = 0;
     const end = Date.now() + durationMs;
     while (Date.now() < end) {
       try {
+        const claimed = Number.parseInt(pos().slice(0, 16), 16) - baseTxID;
         begin.run();
         if (sum.get() !== expectedSum) violations++;
-        versions.add(version.get());
+        const seen = version.get();
+        if (seen < claimed) behindPos++;
+        versions.add(seen);
         commit.run();
       } catch (error) {
         errors.push(`${error.code}: ${error.message}`);
@@ -74,7 +79,14 @@ const commands = {
       }
       reads++;
     }
-    return { reads, violations, errors: errors.slice(0, 5), errorCount: errors.length, versions: versions.size };
+    return {
+      reads,
+      violations,
+      behindPos,
+      errors: errors.slice(0, 5),
+      errorCount: errors.length,
+      versions: versions.size,
+    };
   },
 };
 
