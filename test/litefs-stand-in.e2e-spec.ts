@@ -98,6 +98,20 @@ describe('LiteFsStandIn (test double of LiteFS)', () => {
       expect(txEvents(cluster, 'node-a')).toEqual([2, 3, 4, 5]);
     });
 
+    it('counts every transaction once when several processes of the primary write at once', async () => {
+      const cluster = await startCluster(60_000);
+      const second = await NodeProcess.start(cluster.standIn.node('node-a'));
+      cleanups.push(() => second.stop());
+      await createItems(cluster);
+      await Promise.all([
+        cluster.app['node-a'].call('inserts', { count: 200, prefix: 'first' }),
+        second.call('inserts', { count: 200, prefix: 'second' }),
+      ]);
+      expect(cluster.standIn.position('node-a').txID).toBe(402);
+      await cluster.events['node-a'].until(() => txEvents(cluster, 'node-a').length === 401);
+      expect(new Set(txEvents(cluster, 'node-a')).size).toBe(401);
+    });
+
     it('replicates to every replica only after the delay, then sets its -pos and sends its tx events', async () => {
       const cluster = await startCluster(1500);
       const { app, standIn, events } = cluster;

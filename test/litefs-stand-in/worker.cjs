@@ -25,6 +25,12 @@ const commands = {
     db.exec(sql);
     return { pos: pos() };
   },
+  /** `count` autocommit inserts into `items`, back to back. */
+  inserts({ count, prefix }) {
+    const insert = db.prepare('INSERT INTO items (name) VALUES (?)');
+    for (let i = 0; i < count; i++) insert.run(`${prefix} ${i}`);
+    return { pos: pos() };
+  },
   /** The statements in one `BEGIN IMMEDIATE` transaction (better-sqlite3's `transaction().immediate`). */
   transaction({ statements }) {
     db.transaction(() => {
