@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { createServer, Socket } from 'node:net';
 import {
   NdjsonEventsServer,
   recordingLog,
@@ -6,7 +6,7 @@ import {
   waitUntil,
 } from '../../../../test/fixtures/ndjson-events-server';
 import { InvalidOptionsError } from '../errors';
-import { LiteFsEvent, LiteFsEvents, parseLiteFsTxid } from './litefs-events';
+import { LiteFsEvent, LiteFsEvents, LiteFsEventsOptions, parseLiteFsTxid } from './litefs-events';
 
 const init = (isPrimary: boolean, hostname: string) => ({ type: 'init', data: { isPrimary, hostname } });
 const tx = (db: string, txID: string) => ({
@@ -22,10 +22,6 @@ async function freePort(): Promise<number> {
   const port = (probe.address() as { port: number }).port;
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   return port;
-}
-
-function timeoutCount(): number {
-  return process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
 }
 
 describe('LiteFsEvents', () => {
@@ -47,7 +43,7 @@ describe('LiteFsEvents', () => {
     await server.close();
   });
 
-  function subscribe(url = server.url, options: { minBackoffMs?: number; maxBackoffMs?: number } = {}) {
+  function subscribe(url = server.url, options: Partial<LiteFsEventsOptions> = {}) {
     events = new LiteFsEvents({ url, log, ...options });
     return events.subscribe({
       event: (event) => received.push(event),
@@ -205,24 +201,59 @@ describe('LiteFsEvents', () => {
     expect(events.connected).toBe(false);
   });
 
-  it('leaves no socket and no timer behind after stop(), whether connected or waiting to retry', async () => {
-    const timersBefore = timeoutCount();
-    subscribe();
+  it('leaves no socket and no pending retry behind after stop(), whether connected or waiting to retry', async () => {
+    subscribe(server.url, { minBackoffMs: 20, maxBackoffMs: 20 });
     await waitUntil(() => events!.connected, 5_000, 'connected');
     events!.stop();
     expect(events!.connected).toBe(false);
-    await server.close();
-    expect(timeoutCount()).toBe(timersBefore);
+    await waitUntil(() => server.open === 0, 5_000, 'the server to see the stream close');
 
-    server = await startNdjsonEventsServer();
     server.status = 500;
-    subscribe(server.url, { minBackoffMs: 1_000, maxBackoffMs: 1_000 });
-    await server.waitForAccepted(1);
-    await waitUntil(() => timeoutCount() === timersBefore + 1, 5_000, 'the retry timer');
+    subscribe(server.url, { minBackoffMs: 100, maxBackoffMs: 100 });
+    await waitUntil(() => log.lines.some((line) => line.includes('HTTP 500')), 5_000, 'the failed attempt');
+    const attempts = server.accepted;
     events!.stop();
     events!.stop();
-    expect(timeoutCount()).toBe(timersBefore);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(server.accepted).toBe(attempts);
     expect(connections).toEqual([true]);
+    // close() resolves only once every socket is closed: nothing of the client's is left open.
+    await server.close();
+    server = await startNdjsonEventsServer();
+  });
+
+  it('gives up on an attempt that gets no answer, retries, and stop() ends a pending attempt', async () => {
+    const sockets: Socket[] = [];
+    const closed = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('close', () => closed.add(socket)).resume();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      events = new LiteFsEvents({
+        url: `http://127.0.0.1:${port}/events`,
+        log,
+        connectTimeoutMs: 50,
+        minBackoffMs: 10,
+      });
+      events.subscribe({});
+      await waitUntil(() => sockets.length >= 2, 5_000, 'a second attempt');
+      expect(log.lines).toContainEqual(expect.stringContaining('no answer within 50 ms'));
+      events.stop();
+      const attempts = sockets.length;
+      await waitUntil(
+        () => sockets.every((socket) => socket.readableEnded || socket.destroyed),
+        5_000,
+        'closed sockets',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(sockets.length).toBe(attempts);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   it('refuses a URL that is not http:', () => {
