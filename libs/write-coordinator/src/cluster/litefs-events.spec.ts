@@ -174,6 +174,25 @@ describe('LiteFsEvents', () => {
     await waitUntil(() => events!.connected, 5_000, 'connected after the 503s');
   });
 
+  it('replays the last role event of the open stream to a late subscriber, and only to it', async () => {
+    subscribe();
+    await waitUntil(() => events!.connected, 5_000, 'connected');
+    server.send(init(true, 'node-a'));
+    server.send(tx('app.db', '0000000000000001'));
+    server.send({ type: 'primaryChange', data: { isPrimary: false, hostname: 'node-b' } });
+    await waitUntil(() => received.length === 3, 5_000, 'three events');
+    const late: LiteFsEvent[] = [];
+    events!.subscribe({ event: (event) => late.push(event) });
+    expect(late).toEqual([{ type: 'primaryChange', isPrimary: false, hostname: 'node-b' }]);
+    expect(received).toHaveLength(3);
+
+    server.endAll();
+    await waitUntil(() => !events!.connected, 5_000, 'disconnected');
+    const afterDrop: LiteFsEvent[] = [];
+    events!.subscribe({ event: (event) => afterDrop.push(event) });
+    expect(afterDrop).toEqual([]);
+  });
+
   it('keeps calling the other listeners when one throws', async () => {
     events = new LiteFsEvents({ url: server.url, log });
     events.subscribe({

@@ -89,6 +89,8 @@ export class LiteFsEvents {
   /** Whether the failure streak in progress was reported already (one warning per outage). */
   private outageReported = false;
   private isConnected = false;
+  /** The last `init` / `primaryChange` of the open connection (replayed to late subscribers). */
+  private lastRole: LiteFsEvent | undefined;
 
   /** @throws {InvalidOptionsError} when `url` is not an `http:` URL. */
   constructor(options: LiteFsEventsOptions) {
@@ -115,13 +117,17 @@ export class LiteFsEvents {
   }
 
   /**
-   * Adds a listener; the first one opens the stream.
+   * Adds a listener; the first one opens the stream. A listener added while the stream is open
+   * hears the last `init` / `primaryChange` of this connection at once (synchronously), so that it
+   * knows the role without waiting for the next change.
    *
    * @returns a function that removes this listener (the last removal closes the stream).
    */
   subscribe(listener: LiteFsEventsListener): () => void {
     this.listeners.add(listener);
     if (this.current === undefined && this.retryTimer === undefined) this.connect();
+    const role = this.lastRole;
+    if (this.isConnected && role !== undefined) this.notify((l) => l === listener && l.event?.(role));
     return () => {
       this.listeners.delete(listener);
       if (this.listeners.size === 0) this.stop();
@@ -137,6 +143,7 @@ export class LiteFsEvents {
     this.current = undefined;
     connection?.close();
     this.isConnected = false;
+    this.lastRole = undefined;
     this.backoffMs = this.minBackoffMs;
     this.outageReported = false;
   }
@@ -145,7 +152,10 @@ export class LiteFsEvents {
     this.retryTimer = undefined;
     this.current = new Connection(this.url, this.connectTimeoutMs, this.log, {
       opened: () => this.opened(),
-      event: (event) => this.notify((listener) => listener.event?.(event)),
+      event: (event) => {
+        if (event.type !== 'tx') this.lastRole = event;
+        this.notify((listener) => listener.event?.(event));
+      },
       closed: (reason) => this.closed(reason),
     });
   }
@@ -162,6 +172,7 @@ export class LiteFsEvents {
     this.current = undefined;
     const wasConnected = this.isConnected;
     this.isConnected = false;
+    this.lastRole = undefined;
     if (!this.outageReported) {
       this.log.warn(`LiteFS event stream ${this.url.href}: ${reason}; reconnecting`);
       this.outageReported = true;
