@@ -192,6 +192,21 @@ describe('LiteFsElection', () => {
     });
   });
 
+  it('after the stream comes back, does not reuse what the old stream said before the new init', async () => {
+    const e = electionOn(server.url);
+    const started = start(e);
+    await waitUntil(() => server.open === 1, 5_000, 'the stream');
+    server.send(init(false, 'node-a'));
+    await started;
+    server.endAll();
+    await server.waitForAccepted(2);
+    await waitUntil(() => events!.connected, 5_000, 'connected again');
+    expect(e.view()).toEqual({ kind: 'unknown', reason: expect.stringContaining('primary or cut off?') });
+    server.send(init(false, 'node-b'));
+    await waitUntil(() => e.view().kind === 'replica', 5_000, 'replica');
+    expect(e.view()).toEqual({ kind: 'replica', primary: 'node-b' });
+  });
+
   it('stop() resolves a pending start, stops polling and reporting, and is idempotent', async () => {
     const e = electionOn(false, 10);
     const started = start(e, 60_000);
