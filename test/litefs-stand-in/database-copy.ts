@@ -14,8 +14,12 @@ const SETTLE_MS = 50;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const isBusy = (error: unknown) => error instanceof Database.SqliteError && /^SQLITE_(BUSY|LOCKED)/.test(error.code);
 
-/** Resolves once the node's `-pos` did not change for {@link SETTLE_MS}. */
-async function settled(files: NodeFiles): Promise<void> {
+/**
+ * Resolves once the node's `-pos` did not change for {@link SETTLE_MS}: on a node that just stopped
+ * being the primary (its agent commits nothing more), no commit is then between its `-pos` update
+ * and its COMMIT, so its `-pos` names exactly what a read transaction sees.
+ */
+export async function settledPosition(files: NodeFiles): Promise<Position> {
   let last = JSON.stringify(files.position());
   let since = Date.now();
   while (Date.now() - since < SETTLE_MS) {
@@ -23,6 +27,7 @@ async function settled(files: NodeFiles): Promise<void> {
     const now = JSON.stringify(files.position());
     if (now !== last) [last, since] = [now, Date.now()];
   }
+  return files.position();
 }
 
 /**
@@ -34,36 +39,16 @@ export class DatabaseCopier {
   private readonly connections = new Map<string, Database.Database>();
 
   /**
-   * Takes SQLite's write lock on `databasePath` (retrying while the application holds it: the agent
-   * advances `-pos` while holding that lock), reads `-pos`, then the whole database, and lets go.
-   * So the image holds every transaction up to the position, and none after.
-   *
-   * @throws {Error} if the lock stays taken for 10 s.
+   * The whole database as one read transaction sees it, labelled `position`. The caller vouches
+   * that every transaction up to `position` committed before this call (so the image holds them);
+   * it may hold later ones too: a replica is then labelled behind what it has, never ahead. No lock
+   * is taken: a busy primary (group commit takes the write lock back at once) cannot starve it.
    */
-  async snapshot(databasePath: string, files: NodeFiles, { demoted = false } = {}): Promise<Snapshot> {
+  snapshot(databasePath: string, position: Position): Snapshot {
     const db = this.connection(databasePath);
-    if (demoted) {
-      // A node that just stopped being the primary commits nothing more (its agent refuses), but
-      // the application may keep taking the write lock (BEGIN IMMEDIATE succeeds on a replica) and
-      // starve a locker. Once its -pos stood still for a moment, no commit is between its -pos
-      // update and its COMMIT: a plain read transaction then sees exactly what -pos says.
-      await settled(files);
-      db.exec('BEGIN');
-      db.prepare('SELECT COUNT(*) FROM sqlite_master').get();
-    } else {
-      const deadline = Date.now() + GIVE_UP_MS;
-      for (;;) {
-        try {
-          db.exec('BEGIN IMMEDIATE');
-          break;
-        } catch (error) {
-          if (!isBusy(error) || Date.now() > deadline) throw error;
-          await sleep(2);
-        }
-      }
-    }
+    db.exec('BEGIN');
     try {
-      const position = files.position();
+      db.prepare('SELECT COUNT(*) FROM sqlite_master').get(); // the read transaction starts here
       const image = db.serialize();
       // A WAL-mode image does not deserialize; the backup into a WAL-mode replica sets WAL again.
       image[18] = 1;

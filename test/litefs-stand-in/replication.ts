@@ -1,4 +1,4 @@
-import { DatabaseCopier, Snapshot } from './database-copy';
+import { DatabaseCopier, settledPosition, Snapshot } from './database-copy';
 import { Position, TxData, formatPosition, hexTxID } from './node-files';
 import type { NodeState } from './stand-in-node';
 
@@ -76,7 +76,7 @@ export class Replication {
    * been demoted already: its snapshot is taken once its `-pos` stands still, without its lock.
    */
   async copy(from: NodeState, to: NodeState): Promise<void> {
-    const snapshot = await this.copier.snapshot(from.node.databasePath, from.files, { demoted: true });
+    const snapshot = this.copier.snapshot(from.node.databasePath, await settledPosition(from.files));
     await this.awaitHistory(from, snapshot.position.txID);
     await this.apply(to, snapshot);
   }
@@ -109,6 +109,20 @@ export class Replication {
     return lines.length;
   }
 
+  /**
+   * The last transaction of the primary's history the tx logs showed (committed for sure: a label
+   * a snapshot taken now cannot be behind), or the start when none is logged yet.
+   */
+  private loggedPosition(primary: NodeState): Position {
+    const own = primary.files.position();
+    let last: { txID: number; data: TxData } | undefined;
+    for (const [txID, data] of this.history) {
+      if (txID <= own.txID && txID > (last?.txID ?? 0)) last = { txID, data };
+    }
+    if (!last) return this.host.initial; // nothing logged yet: every snapshot holds the start
+    return last.txID === own.txID ? own : { txID: last.txID, checksum: last.data.postApplyChecksum };
+  }
+
   /** The agent logs a transaction just after its COMMIT: give the line up to 1 s to appear. */
   private async awaitHistory(state: NodeState, txID: number): Promise<void> {
     const deadline = Date.now() + 1000;
@@ -125,8 +139,10 @@ export class Replication {
       (state) => state !== primary && state.connected && formatPosition(state.files.position()) !== target,
     );
     if (behind.length === 0) return;
-    const snapshot = await this.copier.snapshot(primary.node.databasePath, primary.files);
-    await this.awaitHistory(primary, snapshot.position.txID);
+    // Every transaction the tx log shows has committed (the agent logs after COMMIT): a snapshot
+    // taken now holds them all, and is labelled with the last one.
+    this.drainTxLog(primary);
+    const snapshot = this.copier.snapshot(primary.node.databasePath, this.loggedPosition(primary));
     for (const state of behind) await this.apply(state, snapshot);
   }
 
