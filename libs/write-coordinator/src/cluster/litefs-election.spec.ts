@@ -207,10 +207,26 @@ describe('LiteFsElection', () => {
     expect(e.view()).toEqual({ kind: 'replica', primary: 'node-b' });
   });
 
+  it('knows the role at once when it joins a stream another user opened (the position)', async () => {
+    events = new LiteFsEvents({ url: server.url, log });
+    events.subscribe({});
+    await waitUntil(() => events!.connected, 5_000, 'the stream');
+    server.send(init(true, 'node-a'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    election = new LiteFsElection({ mountDir: tmp.dir, events, pollMs: 20, log });
+    const e = election;
+    await start(e, 60_000);
+    expect(e.view()).toEqual({ kind: 'primary' });
+    e.stop();
+    expect(events.connected).toBe(true);
+  });
+
   it('stop() resolves a pending start, stops polling and reporting, and is idempotent', async () => {
     const e = electionOn(false, 10);
+    const before = process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
     const started = start(e, 60_000);
     e.stop();
+    expect(process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length).toBe(before);
     await started;
     e.stop();
     setPrimaryFile('node-a');
