@@ -57,11 +57,9 @@ describe('LiteFsElection', () => {
       await started;
       expect(e.view()).toEqual({ kind: 'primary' });
       expect(e.claim()).toBe(true);
-      // The first read of .primary (absent, stream not yet heard) is reported too: unknown, never primary.
-      expect(views).toEqual([
-        { kind: 'unknown', reason: expect.stringContaining('primary or cut off?') },
-        { kind: 'primary' },
-      ]);
+      // The first read of .primary (absent, stream not yet heard) may be reported first: unknown, never primary.
+      expect(views.at(-1)).toEqual({ kind: 'primary' });
+      expect(views.slice(0, -1).every((view) => view.kind === 'unknown')).toBe(true);
     });
 
     it('follows primaryChange: replica of the named host, primary, unknown when no primary is known', async () => {
@@ -140,7 +138,9 @@ describe('LiteFsElection', () => {
       expect(e.view()).toEqual({ kind: 'replica', primary: 'node-a' });
       removePrimaryFile();
       await waitUntil(() => e.view().kind === 'unknown', 5_000, 'unknown');
-      expect(views.map((view) => view.kind)).toEqual(['unknown', 'replica', 'unknown']);
+      // (An unknown may come first: the first read of .primary can finish before init arrives.)
+      expect(views.map((view) => view.kind).slice(-2)).toEqual(['replica', 'unknown']);
+      expect(views.some((view) => view.kind === 'primary')).toBe(false);
     });
 
     it('starts as a replica from .primary before the stream answers', async () => {
@@ -188,7 +188,9 @@ describe('LiteFsElection', () => {
       server.endAll();
       await server.waitForAccepted(4);
       await waitUntil(() => e.view().kind === 'unknown', 5_000, 'unknown');
-      expect(views.map((view) => view.kind)).toEqual(['unknown', 'replica', 'unknown']);
+      // (An unknown may come first: the first read of .primary can finish before init arrives.)
+      expect(views.map((view) => view.kind).slice(-2)).toEqual(['replica', 'unknown']);
+      expect(views.some((view) => view.kind === 'primary')).toBe(false);
     });
   });
 
