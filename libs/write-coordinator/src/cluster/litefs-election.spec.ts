@@ -223,6 +223,16 @@ describe('LiteFsElection', () => {
     expect(events.connected).toBe(true);
   });
 
+  it('logs an onChange that throws and keeps following .primary', async () => {
+    const e = electionOn(false, 10);
+    await e.start(() => {
+      throw new Error('role machine bug');
+    }, 50);
+    setPrimaryFile('node-a');
+    await waitUntil(() => e.view().kind === 'replica', 5_000, 'replica');
+    expect(log.lines).toContainEqual(expect.stringContaining('onChange callback threw Error: role machine bug'));
+  });
+
   it('stop() resolves a pending start, stops polling and reporting, and is idempotent', async () => {
     const e = electionOn(false, 10);
     const before = process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
