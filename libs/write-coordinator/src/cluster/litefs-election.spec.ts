@@ -57,11 +57,9 @@ describe('LiteFsElection', () => {
       await started;
       expect(e.view()).toEqual({ kind: 'primary' });
       expect(e.claim()).toBe(true);
-      // The first read of .primary (absent, stream not yet heard) is reported too: unknown, never primary.
-      expect(views).toEqual([
-        { kind: 'unknown', reason: expect.stringContaining('primary or cut off?') },
-        { kind: 'primary' },
-      ]);
+      // The first read of .primary (absent, stream not yet heard) may be reported first: unknown, never primary.
+      expect(views.at(-1)).toEqual({ kind: 'primary' });
+      expect(views.slice(0, -1).every((view) => view.kind === 'unknown')).toBe(true);
     });
 
     it('follows primaryChange: replica of the named host, primary, unknown when no primary is known', async () => {
@@ -140,7 +138,9 @@ describe('LiteFsElection', () => {
       expect(e.view()).toEqual({ kind: 'replica', primary: 'node-a' });
       removePrimaryFile();
       await waitUntil(() => e.view().kind === 'unknown', 5_000, 'unknown');
-      expect(views.map((view) => view.kind)).toEqual(['unknown', 'replica', 'unknown']);
+      // (An unknown may come first: the first read of .primary can finish before init arrives.)
+      expect(views.map((view) => view.kind).slice(-2)).toEqual(['replica', 'unknown']);
+      expect(views.some((view) => view.kind === 'primary')).toBe(false);
     });
 
     it('starts as a replica from .primary before the stream answers', async () => {
@@ -188,7 +188,9 @@ describe('LiteFsElection', () => {
       server.endAll();
       await server.waitForAccepted(4);
       await waitUntil(() => e.view().kind === 'unknown', 5_000, 'unknown');
-      expect(views.map((view) => view.kind)).toEqual(['unknown', 'replica', 'unknown']);
+      // (An unknown may come first: the first read of .primary can finish before init arrives.)
+      expect(views.map((view) => view.kind).slice(-2)).toEqual(['replica', 'unknown']);
+      expect(views.some((view) => view.kind === 'primary')).toBe(false);
     });
   });
 
@@ -207,10 +209,36 @@ describe('LiteFsElection', () => {
     expect(e.view()).toEqual({ kind: 'replica', primary: 'node-b' });
   });
 
+  it('knows the role at once when it joins a stream another user opened (the position)', async () => {
+    events = new LiteFsEvents({ url: server.url, log });
+    events.subscribe({});
+    await waitUntil(() => events!.connected, 5_000, 'the stream');
+    server.send(init(true, 'node-a'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    election = new LiteFsElection({ mountDir: tmp.dir, events, pollMs: 20, log });
+    const e = election;
+    await start(e, 60_000);
+    expect(e.view()).toEqual({ kind: 'primary' });
+    e.stop();
+    expect(events.connected).toBe(true);
+  });
+
+  it('logs an onChange that throws and keeps following .primary', async () => {
+    const e = electionOn(false, 10);
+    await e.start(() => {
+      throw new Error('role machine bug');
+    }, 50);
+    setPrimaryFile('node-a');
+    await waitUntil(() => e.view().kind === 'replica', 5_000, 'replica');
+    expect(log.lines).toContainEqual(expect.stringContaining('onChange callback threw Error: role machine bug'));
+  });
+
   it('stop() resolves a pending start, stops polling and reporting, and is idempotent', async () => {
     const e = electionOn(false, 10);
+    const before = process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
     const started = start(e, 60_000);
     e.stop();
+    expect(process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length).toBe(before);
     await started;
     e.stop();
     setPrimaryFile('node-a');

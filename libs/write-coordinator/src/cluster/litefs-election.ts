@@ -179,13 +179,17 @@ export class LiteFsElection implements PrimaryElection {
     });
   }
 
-  /** Recomputes the view; tells the owner when it changed. */
+  /** Recomputes the view; tells the owner when it changed (a throwing `onChange` is logged, not thrown). */
   private update(): void {
     const next = this.computeView();
     if (sameView(next, this.current)) return;
     this.current = next;
     if (next.kind !== 'unknown') this.finishStart?.();
-    this.onChange();
+    try {
+      this.onChange();
+    } catch (error) {
+      this.log.error('LiteFS election: the onChange callback threw', error);
+    }
   }
 
   private computeView(): PrimaryView {

@@ -125,7 +125,8 @@ describe('LiteFsPosition', () => {
     it('resolves on a tx event alone (the file is not polled in time)', async () => {
       writePos(5);
       const e = await withEvents();
-      const p = make({ events: e, pollMs: 60_000 });
+      // The file is neither polled nor re-read in time: only the events can move the position.
+      const p = make({ events: e, pollMs: 60_000, cacheMs: 60_000 });
       const waiting = p.waitFor(7, 60_000);
       let settled = false;
       void waiting.then(() => (settled = true));
