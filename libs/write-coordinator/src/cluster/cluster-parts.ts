@@ -9,6 +9,7 @@ import { LiteFsPosition } from './litefs-position';
 import { LockElection } from './lock-election';
 import type { PrimaryElection } from './primary-election';
 import { PrimaryLock, primaryLockPath } from './primary-lock';
+import { StaticElection } from './static-election';
 import { defaultSocketPath, UnixSocketTransport } from './unix-socket-transport';
 
 /**
@@ -45,7 +46,7 @@ export function clusterParts(
     election = new LiteFsElection({ mountDir, events, pollMs, log });
     position = new LiteFsPosition({ databasePath, mountDir, events, log });
   } else {
-    throw new Error(`the '${strategy.strategy}' strategy is not available`);
+    election = new StaticElection({ primary: strategy.primary, hostname: strategy.hostname });
   }
   const given = options.http ?? {};
   const http = {

@@ -100,7 +100,12 @@ export interface LiteFsStrategyOptions {
   strategy: 'litefs';
   /** The LiteFS mount directory (where `.primary` and `<db>-pos` are). @default the database file's directory */
   mountDir?: string;
-  /** LiteFS's event stream; `false` to poll `.primary` only. @default 'http://localhost:20202/events' */
+  /**
+   * LiteFS's event stream. `false` polls `.primary` only: replicas then follow the primary, but no
+   * host can tell "I am the primary" from "I am cut off" (both have no `.primary`), so none ever
+   * writes: use `false` only on hosts that must never be the primary.
+   * @default 'http://localhost:20202/events'
+   */
   eventsUrl?: string | false;
   /** How often `.primary` and `<db>-pos` are read when the event stream is not available. @default 1000 */
   pollMs?: number;

@@ -238,6 +238,7 @@ export class Coordinator {
     } catch (error) {
       // Could not join the cluster (e.g. role 'primary' while another process holds the lock):
       // give the DataSource back untouched, as if attach() had never been called.
+      await this.cluster?.stop(0).catch(() => undefined); // its watchers (LiteFS's event stream) too
       this.release();
       this.attachment = undefined;
       this.cluster = undefined;
