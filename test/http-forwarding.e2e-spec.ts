@@ -492,6 +492,48 @@ describe('PrimaryForwardingInterceptor', () => {
     });
   });
 
+  describe("with routes: 'marked'", () => {
+    let tmp: ReturnType<typeof tempDir>;
+    const urls = new Map<string, string>();
+    const hosts: Record<string, Awaited<ReturnType<typeof startHost>>> = {};
+    const overrides: Record<string, Overrides> = { 'host-a': {}, 'host-b': {} };
+
+    beforeAll(async () => {
+      tmp = tempDir();
+      const clusterPort = await freePort();
+      for (const name of ['host-a', 'host-b']) {
+        hosts[name] = await startHost({
+          name,
+          database: tmp.file(`${name}.db`),
+          coordinator: clusterOf(name, clusterPort, overrides[name]),
+          forwarding: { routes: 'marked', url: (hostname) => urls.get(hostname) ?? 'http://127.0.0.1:1' },
+          overrides: overrides[name],
+        });
+        urls.set(name, hosts[name].url);
+      }
+      await until(
+        'host-b to see host-a as the primary',
+        () => overridable(hosts['host-b'].coordinator, overrides['host-b']).writeTarget().here === false,
+      );
+    });
+    afterAll(async () => {
+      for (const name of ['host-b', 'host-a']) await hosts[name]?.app.close();
+      tmp.cleanup();
+    });
+
+    it('forwards only the marked routes, whatever their method; @RunLocally wins over its controller', async () => {
+      const replica = urls.get('host-b')!;
+      expect((await request(replica).post('/echo').send({}).expect(201)).body.host).toBe('host-b');
+      expect((await request(replica).post('/marked/items').send({ key: 'm1' }).expect(201)).body).toEqual({
+        host: 'host-a',
+      });
+      expect((await request(replica).post('/marked/here').expect(201)).body).toEqual({ host: 'host-b' });
+      expect((await request(replica).get('/marked-read').expect(200)).body).toEqual({ host: 'host-a' });
+      expect(await keysIn(tmp.file('host-a.db'))).toEqual(['m1']);
+      expect(await keysIn(tmp.file('host-b.db'))).toEqual([]);
+    });
+  });
+
   describe('on a single host (no cluster)', () => {
     let tmp: ReturnType<typeof tempDir>;
     let host: Awaited<ReturnType<typeof startHost>>;
