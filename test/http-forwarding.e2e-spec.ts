@@ -31,6 +31,7 @@ import {
   WriteCoordinatorModule,
   WriteCoordinatorOptions,
 } from 'nestjs-sqlite-write-coordinator';
+import { resolvePrimaryForwardingOptions } from '@app/write-coordinator/write-coordinator.forwarding.options';
 import { until } from './fixtures/caller-outcome';
 import { Item } from './fixtures/item.entity';
 import { committedItems, sqliteOptions, tempDir } from './fixtures/temp-sqlite';
@@ -254,6 +255,17 @@ describe('PrimaryForwardingInterceptor', () => {
     it('refuses url and port together', () => {
       expect(() => new PrimaryForwardingInterceptor(coordinator, { url: (h) => `http://${h}`, port: 80 })).toThrow(
         'port must be absent when url is given',
+      );
+    });
+
+    it("builds the primary's URL from url, else port, else the port the request came in on", () => {
+      expect(resolvePrimaryForwardingOptions({ url: (h) => `https://${h}.internal/app` }).baseUrl('a', 3000)).toBe(
+        'https://a.internal/app',
+      );
+      expect(resolvePrimaryForwardingOptions({ port: 8080 }).baseUrl('a', 3000)).toBe('http://a:8080');
+      expect(resolvePrimaryForwardingOptions({}).baseUrl('a', 3000)).toBe('http://a:3000');
+      expect(() => resolvePrimaryForwardingOptions({ url: () => 'a:3000' }).baseUrl('a', 3000)).toThrow(
+        "url('a') must be an http(s) URL string (received 'a:3000', string)",
       );
     });
 
