@@ -12,6 +12,13 @@ import type { ClusterTransport, FrameServer } from './transport';
 /** How long a stepping-down primary waits for its last answers and goodbyes to reach the secondaries. */
 const GOODBYE_FLUSH_MS = 1_000;
 
+/**
+ * How long a write the database file refused (a storage error) waits, on a host that still thinks
+ * it is the primary, for the election to say the primary moved (LiteFS takes the lease away before
+ * its event arrives), to tell `NOT_PRIMARY` from a failing disk.
+ */
+const DEMOTION_GRACE_MS = 1_000;
+
 /** How many of the largest frames a secondary may leave unread before the primary drops it. */
 const BACKLOG_FRAMES = 4;
 
@@ -124,6 +131,8 @@ export class ClusterNode {
   private lockAgainAt = 0;
   /** A promotion (the requests table, then the socket) or a step-down under way. */
   private promoting: Promise<void> | undefined;
+  /** Woken at the next view change or role change. */
+  private changeWaiters: Array<() => void> = [];
   private stopped = false;
 
   constructor(
@@ -173,11 +182,29 @@ export class ClusterNode {
    * A local write's failure as the caller should see it: a storage error (`SQLITE_READONLY`,
    * LiteFS's "disk I/O error") on a host that is not the primary (the primary moved away under the
    * write) becomes `NOT_PRIMARY`, with the driver's error as its cause; anything else unchanged.
+   * A host that still thinks it is the primary waits a moment for the election to catch up first.
    */
-  explainFailure(error: unknown, context: { jobId?: string; label?: string } = {}): unknown {
+  async explainFailure(error: unknown, context: { jobId?: string; label?: string } = {}): Promise<unknown> {
     if (!this.election.writesNeedPrimary || error instanceof NotPrimaryError) return error;
-    if (!isStorageFailure(sqliteCode(error)) || this.election.view().kind === 'primary') return error;
+    if (!isStorageFailure(sqliteCode(error))) return error;
+    if (this.election.view().kind === 'primary') await this.nextChange(performance.now() + DEMOTION_GRACE_MS);
+    if (this.election.view().kind === 'primary') return error;
     return new NotPrimaryError(this.primaryHost(), { ...context, cause: error });
+  }
+
+  /** Resolves at the next view or role change, or at `deadline` (`performance.now()` time). */
+  private nextChange(deadline: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, deadline - performance.now()));
+      this.changeWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private wakeChangeWaiters(): void {
+    for (const wake of this.changeWaiters.splice(0)) wake();
   }
 
   /** LiteFS: this node's replication position now; undefined without one. */
@@ -243,8 +270,13 @@ export class ClusterNode {
     options: { deadline: number; signal?: AbortSignal; label?: string; meta?: RequestFrame['meta'] },
   ): Promise<unknown> {
     if (this.role !== 'primary') return this.link.forward(call, requestId, options);
-    return this.executeHere(call, requestId, options).catch((error: unknown) => {
-      if (!(error instanceof NotPrimaryError) || this.role === 'primary' || this.stopped) throw error;
+    return this.executeHere(call, requestId, options).catch(async (error: unknown) => {
+      if (!(error instanceof NotPrimaryError) || this.stopped) throw error;
+      // The file refused it: this host is stepping down. Once it has, the new primary runs it.
+      while (this.role === 'primary' && !this.stopped && performance.now() < options.deadline) {
+        await this.nextChange(options.deadline);
+      }
+      if (this.role === 'primary' || this.stopped) throw error;
       return this.link.forward(call, requestId, options);
     });
   }
@@ -365,6 +397,7 @@ export class ClusterNode {
    * towards a host that is no longer the primary drops that connection and looks again.
    */
   private onViewChange(): void {
+    this.wakeChangeWaiters();
     if (this.stopped || this.role === undefined) return;
     if (this.promoting) {
       void this.promoting.then(
@@ -523,6 +556,7 @@ export class ClusterNode {
   private setRole(role: ClusterRole, previous: ClusterRole | undefined): void {
     this.role = role;
     this.roleChanges++;
+    this.wakeChangeWaiters();
     const where = this.election.strategy === 'lock' ? this.transport.address : (this.primaryHost() ?? 'the primary');
     this.host.log.log(
       role === 'primary'

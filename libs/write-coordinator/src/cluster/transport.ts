@@ -1,8 +1,9 @@
 /**
  * The cluster's transport seam: how a secondary reaches the primary and how frames travel. The
  * protocol (handshake, requests, responses, heartbeats, changes) is written against these
- * interfaces only, so that a transport between hosts (HTTP) can carry the same envelope later.
- * One transport ships today: {@link UnixSocketTransport} (one host, a Unix domain socket).
+ * interfaces only: {@link UnixSocketTransport} carries it between the processes of one host (a Unix
+ * domain socket), {@link HttpTransport} between hosts (an HTTP/1.1 connection upgraded to
+ * `write-coordinator/1`, with a bearer secret and optional TLS).
  */
 
 /** One message of the cluster protocol: a JSON object whose `type` names it. */

@@ -104,6 +104,11 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
     'cluster must be an object { role?, socketPath?, secret?, … } (absent: no cluster) (received true, boolean)',
   ],
   [
+    'cluster.secret',
+    { cluster: { secret: 'pässword', primary: { strategy: 'litefs' } } },
+    "cluster.secret must be printable ASCII without spaces at either end (it travels in an HTTP Authorization header) (received 'pässword', string)",
+  ],
+  [
     'cluster.role',
     { cluster: { role: 'leader' } },
     "cluster.role must be 'auto', 'primary' or 'secondary' (received 'leader', string)",
@@ -122,7 +127,57 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
   [
     'cluster.heartbeat',
     { cluster: { heartbeat: 100 } },
-    'cluster.heartbeat must be one of the known options (role, socketPath, lockPath, secret, heartbeatMs, retryMs, forwardTimeoutMs, dedupeWindowMs, pruneIntervalMs, handshakeTimeoutMs, requestsTable) (received 100, number)',
+    'cluster.heartbeat must be one of the known options (role, socketPath, lockPath, secret, heartbeatMs, retryMs, forwardTimeoutMs, dedupeWindowMs, pruneIntervalMs, handshakeTimeoutMs, requestsTable, primary, http, readYourWritesMs) (received 100, number)',
+  ],
+  [
+    'cluster.primary',
+    { cluster: { primary: { strategy: 'raft' } } },
+    "cluster.primary must be an object { strategy: 'lock' | 'litefs' | 'static', … } (received object)",
+  ],
+  [
+    'cluster.primary.eventsUrl',
+    { cluster: { secret: 's', primary: { strategy: 'litefs', eventsUrl: 'localhost:20202' } } },
+    "cluster.primary.eventsUrl must be an http(s) URL, or false (received 'localhost:20202', string)",
+  ],
+  [
+    'cluster.primary.primary',
+    { cluster: { secret: 's', primary: { strategy: 'static' } } },
+    'cluster.primary.primary must be a value (required) (received undefined)',
+  ],
+  [
+    'cluster.primary.mountDir',
+    { cluster: { secret: 's', primary: { strategy: 'static', primary: 'a', mountDir: '/litefs' } } },
+    "cluster.primary.mountDir must be one of the known options (strategy, primary, hostname) (received '/litefs', string)",
+  ],
+  [
+    'cluster.secret',
+    { cluster: { primary: { strategy: 'litefs' } } },
+    "cluster.secret must be a shared secret (the 'litefs' strategy forwards writes between hosts over HTTP) (received undefined)",
+  ],
+  [
+    'cluster.role',
+    { cluster: { secret: 's', role: 'primary', primary: { strategy: 'static', primary: 'a' } } },
+    "cluster.role must be 'auto' (the 'static' strategy decides the primary) (received 'primary', string)",
+  ],
+  [
+    'cluster.http.port',
+    { cluster: { http: { port: 70000 } } },
+    'cluster.http.port must be an integer port in [0, 65535] (received 70000, number)',
+  ],
+  [
+    'cluster.http.path',
+    { cluster: { http: { path: 'write' } } },
+    "cluster.http.path must be a URL path starting with '/' (received 'write', string)",
+  ],
+  [
+    'cluster.http.tls.cert',
+    { cluster: { http: { tls: { key: 'k' } } } },
+    'cluster.http.tls.cert must be a value (required) (received undefined)',
+  ],
+  [
+    'cluster.readYourWritesMs',
+    { cluster: { readYourWritesMs: 0 } },
+    'cluster.readYourWritesMs must be a finite number of ms greater than 0, or false (received 0, number)',
   ],
   [
     'walCheckpoint.idle',

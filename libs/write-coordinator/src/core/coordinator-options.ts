@@ -391,8 +391,7 @@ function validateStrategy(value: ClusterOptions, context: string): void {
   const strategy = value.primary?.strategy ?? 'lock';
   if (value.primary !== undefined) {
     validateOptions(STRATEGY_CHECKS[strategy], value.primary, context, 'cluster.primary.');
-    if (strategy === 'static')
-      validateFields({ primary: nonEmptyString }, value.primary, `${context} (cluster.primary)`);
+    if (strategy === 'static') required(value.primary, ['primary'], 'cluster.primary.', context);
   }
   if (value.http !== undefined) {
     validateOptions(HTTP_CHECKS, value.http, context, 'cluster.http.');
@@ -408,6 +407,14 @@ function validateStrategy(value: ClusterOptions, context: string): void {
       'cluster.secret',
       `a shared secret (the '${strategy}' strategy forwards writes between hosts over HTTP)`,
       undefined,
+      context,
+    );
+  }
+  if (!/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(value.secret)) {
+    throw new InvalidOptionsError(
+      'cluster.secret',
+      'printable ASCII without spaces at either end (it travels in an HTTP Authorization header)',
+      value.secret,
       context,
     );
   }

@@ -8,7 +8,13 @@ import { maxFrameBytesFor } from '../cluster/frame-codec';
 import type { ForwardedCall } from '../cluster/protocol';
 import type { ChangePublisher, WriteChange, WriteRequestMeta } from '../changes/write-change';
 import { topicOf } from '../changes/change-topics';
-import { CoordinatorNotReadyError, InvalidOptionsError, InvalidParamsError, WriteCoordinatorError } from '../errors';
+import {
+  CoordinatorNotReadyError,
+  InvalidOptionsError,
+  InvalidParamsError,
+  NotPrimaryError,
+  WriteCoordinatorError,
+} from '../errors';
 import type {
   EnqueueOptions,
   JobContext,
@@ -170,11 +176,8 @@ export class Coordinator {
           this.wal?.committed();
           reportCommit(observer, size, commitMs);
         },
-        failed: (error) => {
-          // A replica's file refusing a write is not a failing disk (several hosts: NOT_PRIMARY).
-          if (this.cluster?.writesNeedPrimary && this.cluster.explainFailure(error) !== error) return;
-          this.storage.failed(error);
-        },
+        // Several hosts: counted once explained (a replica's file refusing a write is no failing disk).
+        failed: (error) => this.cluster?.writesNeedPrimary || this.storage.failed(error),
       },
       {
         maxSize: this.options.maxBatchSize,
@@ -621,9 +624,19 @@ export class Coordinator {
       // Between jobs, before this one's BEGIN: a TRUNCATE checkpoint when the WAL is past its limit.
       const checkpoint = this.wal?.beforeJob(ctx);
       const job = checkpoint ? checkpoint.then(() => run(ctx, writer)) : run(ctx, writer);
-      // The primary moved away under the job: the file's refusal becomes NOT_PRIMARY.
-      return cluster ? job.catch((error: unknown) => Promise.reject(cluster.explainFailure(error, ctx))) : job;
+      return cluster ? job.catch((error: unknown) => this.explainFailure(cluster, error, ctx)) : job;
     }, options);
+  }
+
+  /**
+   * Several hosts: a job's failure as its caller sees it. The primary moved away under it (the
+   * file refused the write): `NOT_PRIMARY`; otherwise the error itself, counted as a storage
+   * failure when it is one.
+   */
+  private async explainFailure(cluster: ClusterNode, error: unknown, ctx: JobContext): Promise<never> {
+    const explained = await cluster.explainFailure(error, { jobId: ctx.jobId, label: ctx.label });
+    if (!(explained instanceof NotPrimaryError)) this.storage.failed(error);
+    throw explained;
   }
 
   /** What makes this coordinator ready, for the `COORDINATOR_NOT_READY` message. */
