@@ -91,7 +91,7 @@ function install(mount) {
     const match = FIRST_WORDS.exec(stmt.source);
     const first = match ? match[1].toUpperCase() : '';
     const second = match && match[2] ? match[2].toUpperCase() : '';
-    if (first === 'BEGIN') kind = 'begin';
+    if (first === 'BEGIN') kind = second === 'IMMEDIATE' || second === 'EXCLUSIVE' ? 'begin-write' : 'begin';
     else if (first === 'COMMIT' || first === 'END') kind = 'commit';
     else if (first === 'ROLLBACK')
       kind = second === 'TO' || /^\s*ROLLBACK\s+TRANSACTION\s+TO\b/i.test(stmt.source) ? 'read' : 'rollback';
@@ -217,6 +217,11 @@ function install(mount) {
     const state = stateOf(db);
     const kind = state ? kindOf(stmt) : 'own';
     if (kind === 'own' || kind === 'read' || kind === 'begin') return native[method].apply(stmt, args);
+    // A write transaction's lock is LiteFS's to grant: a replica never gets it.
+    if (kind === 'begin-write') {
+      if (!isPrimary()) throw refusal(db, state);
+      return native[method].apply(stmt, args);
+    }
     if (kind === 'dml' || kind === 'ddl') return write(db, state, stmt, kind, method, args);
     const opening = !db.inTransaction;
     if (kind === 'savepoint') {

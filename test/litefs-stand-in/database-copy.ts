@@ -9,8 +9,21 @@ export interface Snapshot {
 }
 
 const GIVE_UP_MS = 10_000;
+/** How long a demoted node's `-pos` must stand still before its snapshot is taken. */
+const SETTLE_MS = 50;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const isBusy = (error: unknown) => error instanceof Database.SqliteError && /^SQLITE_(BUSY|LOCKED)/.test(error.code);
+
+/** Resolves once the node's `-pos` did not change for {@link SETTLE_MS}. */
+async function settled(files: NodeFiles): Promise<void> {
+  let last = JSON.stringify(files.position());
+  let since = Date.now();
+  while (Date.now() - since < SETTLE_MS) {
+    await sleep(5);
+    const now = JSON.stringify(files.position());
+    if (now !== last) [last, since] = [now, Date.now()];
+  }
+}
 
 /**
  * Copies databases between the nodes through SQLite (never as raw files), so an application reading
@@ -27,16 +40,26 @@ export class DatabaseCopier {
    *
    * @throws {Error} if the lock stays taken for 10 s.
    */
-  async snapshot(databasePath: string, files: NodeFiles): Promise<Snapshot> {
+  async snapshot(databasePath: string, files: NodeFiles, { demoted = false } = {}): Promise<Snapshot> {
     const db = this.connection(databasePath);
-    const deadline = Date.now() + GIVE_UP_MS;
-    for (;;) {
-      try {
-        db.exec('BEGIN IMMEDIATE');
-        break;
-      } catch (error) {
-        if (!isBusy(error) || Date.now() > deadline) throw error;
-        await sleep(2);
+    if (demoted) {
+      // A node that just stopped being the primary commits nothing more (its agent refuses), but
+      // the application may keep taking the write lock (BEGIN IMMEDIATE succeeds on a replica) and
+      // starve a locker. Once its -pos stood still for a moment, no commit is between its -pos
+      // update and its COMMIT: a plain read transaction then sees exactly what -pos says.
+      await settled(files);
+      db.exec('BEGIN');
+      db.prepare('SELECT COUNT(*) FROM sqlite_master').get();
+    } else {
+      const deadline = Date.now() + GIVE_UP_MS;
+      for (;;) {
+        try {
+          db.exec('BEGIN IMMEDIATE');
+          break;
+        } catch (error) {
+          if (!isBusy(error) || Date.now() > deadline) throw error;
+          await sleep(2);
+        }
       }
     }
     try {

@@ -72,12 +72,11 @@ export class Replication {
   }
 
   /**
-   * Brings `to` up to `from` now, whatever the delay (a promotion's catch-up).
-   *
-   * @throws {Error} if `from`'s write lock stays taken for 10 s.
+   * Brings `to` up to `from` now, whatever the delay (a promotion's catch-up). `from` must have
+   * been demoted already: its snapshot is taken once its `-pos` stands still, without its lock.
    */
   async copy(from: NodeState, to: NodeState): Promise<void> {
-    const snapshot = await this.copier.snapshot(from.node.databasePath, from.files);
+    const snapshot = await this.copier.snapshot(from.node.databasePath, from.files, { demoted: true });
     await this.awaitHistory(from, snapshot.position.txID);
     await this.apply(to, snapshot);
   }

@@ -458,9 +458,9 @@ export class ClusterNode {
 
   /** The table, then the waiting requests, then the endpoint (unless stopped meanwhile). */
   private async becomePrimary(first: boolean): Promise<void> {
-    const prepared = this.host.prepare(); // queued first: every later job finds the table
     const previous = this.role;
-    this.role = 'primary';
+    this.role = 'primary'; // (before any job: on several hosts a secondary's local jobs are refused)
+    const prepared = this.host.prepare(); // queued first: every later job finds the table
     this.link.noteAbandoned();
     for (const entry of this.link.close()) {
       this.executeHere(entry.call, entry.requestId, entry).then(

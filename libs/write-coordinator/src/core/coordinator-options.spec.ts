@@ -137,7 +137,7 @@ const INVALID: Array<[string, Record<string, unknown>, string]> = [
   [
     'cluster.primary.eventsUrl',
     { cluster: { secret: 's', primary: { strategy: 'litefs', eventsUrl: 'localhost:20202' } } },
-    "cluster.primary.eventsUrl must be an http(s) URL, or false (received 'localhost:20202', string)",
+    "cluster.primary.eventsUrl must be an http: URL (LiteFS serves it on localhost), or false (received 'localhost:20202', string)",
   ],
   [
     'cluster.primary.primary',

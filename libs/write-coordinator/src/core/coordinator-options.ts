@@ -370,7 +370,8 @@ const STRATEGY_CHECKS: Record<string, Record<string, Check>> = {
   litefs: {
     strategy: () => undefined,
     mountDir: nonEmptyString,
-    eventsUrl: (v) => (v === false || isHttpUrl(v) ? undefined : 'an http(s) URL, or false'),
+    eventsUrl: (v) =>
+      v === false || isHttpUrl(v) ? undefined : 'an http: URL (LiteFS serves it on localhost), or false',
     pollMs: positiveFinite,
   },
   static: { strategy: () => undefined, primary: nonEmptyString, hostname: nonEmptyString },
@@ -440,7 +441,7 @@ function isHttpUrl(value: unknown): boolean {
   if (typeof value !== 'string') return false;
   try {
     const url = new URL(value);
-    return url.protocol === 'http:' || url.protocol === 'https:';
+    return url.protocol === 'http:';
   } catch {
     return false;
   }

@@ -620,12 +620,18 @@ export class Coordinator {
     if (cluster?.localWriteRefusal()) {
       return this.queue.refuse(options.label, (job) => cluster.localWriteRefusal(job)!);
     }
-    return this.queue.enqueue((ctx) => {
+    let ctxOf: JobContext | undefined;
+    const done = this.queue.enqueue((ctx) => {
+      ctxOf = ctx;
+      // A host that learnt it is no longer the primary refuses what is still queued, before BEGIN.
+      const refusal = cluster?.localWriteRefusal(ctx);
+      if (refusal) return Promise.reject(refusal);
       // Between jobs, before this one's BEGIN: a TRUNCATE checkpoint when the WAL is past its limit.
       const checkpoint = this.wal?.beforeJob(ctx);
-      const job = checkpoint ? checkpoint.then(() => run(ctx, writer)) : run(ctx, writer);
-      return cluster ? job.catch((error: unknown) => this.explainFailure(cluster, error, ctx)) : job;
+      return checkpoint ? checkpoint.then(() => run(ctx, writer)) : run(ctx, writer);
     }, options);
+    // Explained outside the job: the drain (and a batch's transaction) never waits for the election.
+    return cluster ? done.catch((error: unknown) => this.explainFailure(cluster, error, ctxOf)) : done;
   }
 
   /**
@@ -633,8 +639,8 @@ export class Coordinator {
    * file refused the write): `NOT_PRIMARY`; otherwise the error itself, counted as a storage
    * failure when it is one.
    */
-  private async explainFailure(cluster: ClusterNode, error: unknown, ctx: JobContext): Promise<never> {
-    const explained = await cluster.explainFailure(error, { jobId: ctx.jobId, label: ctx.label });
+  private async explainFailure(cluster: ClusterNode, error: unknown, ctx: JobContext | undefined): Promise<never> {
+    const explained = await cluster.explainFailure(error, ctx && { jobId: ctx.jobId, label: ctx.label });
     if (!(explained instanceof NotPrimaryError)) this.storage.failed(error);
     throw explained;
   }
