@@ -35,14 +35,14 @@ import { resolvePrimaryForwardingOptions } from '@app/write-coordinator/write-co
 import { until } from './fixtures/caller-outcome';
 import { Item } from './fixtures/item.entity';
 import { committedItems, sqliteOptions, tempDir } from './fixtures/temp-sqlite';
+import { LiteFsStandIn } from './litefs-stand-in/stand-in';
 
 const HOST = 'HOST_NAME';
 const SECRET = 'forwarding-test-secret';
 
 /**
- * What a test changes of a host's coordinator as the interceptor sees it: `static` has no
- * replication position (no TXID), so the read-your-writes tests set one here; the rest delegates
- * to the real coordinator.
+ * What a test changes of a host's coordinator as the interceptor sees it (a primary's position, a
+ * replica's wait, no primary known); the rest delegates to the real coordinator.
  */
 interface Overrides {
   target?: ForwardingCoordinator['writeTarget'];
@@ -198,22 +198,32 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** `cluster` options of a host of the static strategy whose primary is `host-a`. */
-function staticCluster(hostname: string, clusterPort: number): WriteCoordinatorOptions {
+/** Each host's port for the coordinator's own forwarding between hosts (`submit()`), by hostname. */
+async function clusterPorts(names: readonly string[]): Promise<Record<string, number>> {
+  const ports: Record<string, number> = {};
+  for (const name of names) ports[name] = await freePort();
+  return ports;
+}
+
+/**
+ * `cluster` options of a host on the LiteFS stand-in (test/litefs-stand-in: its mount, `.primary`,
+ * `-pos` and event stream), whose primary is node-a. The apps run in this process, without the
+ * stand-in's agent: their writes do not advance `-pos` and the stand-in replicates nothing, so every
+ * host keeps its own rows and the primary's position stays at its first TXID.
+ */
+function litefsCluster(standIn: LiteFsStandIn, name: string, ports: Record<string, number>): WriteCoordinatorOptions {
+  const node = standIn.node(name);
   return {
     cluster: {
       secret: SECRET,
-      primary: { strategy: 'static', primary: 'host-a', hostname },
-      http: { port: clusterPort, host: '127.0.0.1', url: () => `http://127.0.0.1:${clusterPort}/_write-coordinator` },
+      primary: { strategy: 'litefs', mountDir: node.mountDir, eventsUrl: node.eventsUrl },
+      http: {
+        host: '127.0.0.1',
+        port: ports[name],
+        url: (hostname) => `http://127.0.0.1:${ports[hostname]}/_write-coordinator`,
+      },
     },
   };
-}
-
-/** TEMPORARY until main wires the static strategy: replicas by override. */
-function clusterOf(name: string, clusterPort: number, overrides: Overrides): WriteCoordinatorOptions {
-  if (process.env.WC_STATIC === '1') return staticCluster(name, clusterPort);
-  if (name !== 'host-a') overrides.target = () => ({ here: false, primary: 'host-a' });
-  return {};
 }
 
 const keysIn = async (database: string) => (await committedItems(database)).map((item) => item.key);
@@ -277,52 +287,55 @@ describe('PrimaryForwardingInterceptor', () => {
             port: 3000,
             timeoutMs: 1000,
             readYourWritesMs: false,
-            hostname: 'host-b',
+            hostname: 'node-b',
           }),
       ).not.toThrow();
     });
   });
 
-  describe('between hosts (static strategy: host-a is the primary)', () => {
+  describe('between hosts (LiteFS stand-in: node-a is the primary)', () => {
     let tmp: ReturnType<typeof tempDir>;
+    let standIn: LiteFsStandIn;
     /** The apps' URLs by hostname: what the interceptors' `url` option reads. */
     const urls = new Map<string, string>();
-    const overrides: Record<string, Overrides> = { 'host-a': {}, 'host-b': {}, 'host-c': {} };
+    const overrides: Record<string, Overrides> = { 'node-a': {}, 'node-b': {}, 'node-c': {} };
     const hosts: Record<string, Awaited<ReturnType<typeof startHost>>> = {};
-    const db = (name: string) => tmp.file(`${name}.db`);
+    const db = (name: string) => standIn.node(name).databasePath;
 
     beforeAll(async () => {
       tmp = tempDir();
-      const clusterPort = await freePort();
+      standIn = await LiteFsStandIn.start({ root: tmp.dir, nodes: ['node-a', 'node-b', 'node-c'], primary: 'node-a' });
+      const ports = await clusterPorts(['node-a', 'node-b', 'node-c']);
       for (const [name, rawBody] of [
-        ['host-a', false],
-        ['host-b', false],
-        ['host-c', true],
+        ['node-a', false],
+        ['node-b', false],
+        ['node-c', true],
       ] as const) {
         hosts[name] = await startHost({
           name,
           database: db(name),
-          coordinator: clusterOf(name, clusterPort, overrides[name]),
+          coordinator: litefsCluster(standIn, name, ports),
           forwarding: {
             url: (hostname) => urls.get(hostname) ?? 'http://127.0.0.1:1',
             hostname: name,
-            // host-c also shows the timeout: a fake primary that never answers.
-            ...(name === 'host-c' ? { timeoutMs: 2_000 } : {}),
+            // node-c also shows the timeouts: a fake primary that never answers, a position never reached.
+            ...(name === 'node-c' ? { timeoutMs: 2_000, readYourWritesMs: 300 } : {}),
           },
           overrides: overrides[name],
           rawBody,
         });
         urls.set(name, hosts[name].url);
       }
-      for (const name of ['host-b', 'host-c']) {
+      for (const name of ['node-b', 'node-c']) {
         await until(
-          `${name} to see host-a as the primary`,
+          `${name} to see node-a as the primary`,
           () => overridable(hosts[name].coordinator, overrides[name]).writeTarget().here === false,
         );
       }
     });
     afterAll(async () => {
-      for (const name of ['host-c', 'host-b', 'host-a']) await hosts[name]?.app.close();
+      for (const name of ['node-c', 'node-b', 'node-a']) await hosts[name]?.app.close();
+      await standIn?.stop();
       tmp.cleanup();
     });
     afterEach(() => {
@@ -330,136 +343,136 @@ describe('PrimaryForwardingInterceptor', () => {
         delete overrides[name].position;
         delete overrides[name].wait;
       }
-      urls.set('host-a', hosts['host-a'].url);
+      urls.set('node-a', hosts['node-a'].url);
     });
 
     it('answers a POST on a replica with the primary handler: row written once, in the primary file only', async () => {
-      const answer = await request(urls.get('host-b')!).post('/items').send({ key: 'k1' }).expect(201);
-      expect(answer.body).toEqual({ id: 1, key: 'k1', host: 'host-a' });
-      expect(answer.headers['x-served-by']).toBe('host-a');
+      const answer = await request(urls.get('node-b')!).post('/items').send({ key: 'k1' }).expect(201);
+      expect(answer.body).toEqual({ id: 1, key: 'k1', host: 'node-a' });
+      expect(answer.headers['x-served-by']).toBe('node-a');
       expect(answer.headers['x-route']).toBe('items');
       expect(answer.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
       expect(answer.headers['content-type']).toMatch(/^application\/json/);
-      expect(await keysIn(db('host-a'))).toEqual(['k1']);
-      expect(await keysIn(db('host-b'))).toEqual([]);
+      expect(await keysIn(db('node-a'))).toEqual(['k1']);
+      expect(await keysIn(db('node-b'))).toEqual([]);
     });
 
     it('keeps GET local (and forwards a GET marked @ForwardToPrimary)', async () => {
-      expect((await request(urls.get('host-b')!).get('/items').expect(200)).body.host).toBe('host-b');
-      expect((await request(urls.get('host-b')!).get('/marked-read').expect(200)).body).toEqual({ host: 'host-a' });
+      expect((await request(urls.get('node-b')!).get('/items').expect(200)).body.host).toBe('node-b');
+      expect((await request(urls.get('node-b')!).get('/marked-read').expect(200)).body).toEqual({ host: 'node-a' });
     });
 
     it('runs a @RunLocally route here, where a local write fails with NOT_PRIMARY', async () => {
-      const answer = await request(urls.get('host-b')!).post('/local-write').send({ key: 'local' }).expect(503);
-      expect(answer.body).toMatchObject({ code: 'NOT_PRIMARY', retryable: true, primary: 'host-a' });
-      expect(await keysIn(db('host-a'))).not.toContain('local');
+      const answer = await request(urls.get('node-b')!).post('/local-write').send({ key: 'local' }).expect(503);
+      expect(answer.body).toMatchObject({ code: 'NOT_PRIMARY', retryable: true, primary: 'node-a' });
+      expect(await keysIn(db('node-a'))).not.toContain('local');
     });
 
     it("streams back the primary's error status, headers and body", async () => {
-      const answer = await request(urls.get('host-b')!).post('/conflict').expect(409);
-      expect(answer.body).toEqual({ statusCode: 409, message: 'duplicate on host-a' });
+      const answer = await request(urls.get('node-b')!).post('/conflict').expect(409);
+      expect(answer.body).toEqual({ statusCode: 409, message: 'duplicate on node-a' });
       expect(answer.headers['x-route']).toBe('conflict');
     });
 
     it('streams a large answer and a large unparsed request body through', async () => {
-      const big = await request(urls.get('host-b')!).post('/big').expect(201);
-      expect(big.body.host).toBe('host-a');
+      const big = await request(urls.get('node-b')!).post('/big').expect(201);
+      expect(big.body.host).toBe('node-a');
       expect(big.body.data).toHaveLength(3_000_000);
       const payload = Buffer.alloc(8 * 1024 * 1024, 7);
-      const upload = await request(urls.get('host-b')!)
+      const upload = await request(urls.get('node-b')!)
         .post('/upload')
         .set('content-type', 'application/octet-stream')
         .send(payload)
         .expect(201);
       expect(upload.body).toEqual({
-        host: 'host-a',
+        host: 'node-a',
         bytes: payload.length,
         sha256: createHash('sha256').update(payload).digest('hex'),
       });
     });
 
     it('re-encodes parsed JSON and urlencoded bodies (no rawBody), and sends the raw bytes with rawBody', async () => {
-      const json = await request(urls.get('host-b')!)
+      const json = await request(urls.get('node-b')!)
         .post('/echo')
         .send({ a: [1, { b: 'é' }], n: null })
         .expect(201);
       expect(json.body).toEqual({
-        host: 'host-a',
+        host: 'node-a',
         body: { a: [1, { b: 'é' }], n: null },
         contentType: 'application/json; charset=utf-8',
-        forwardedBy: 'host-b',
+        forwardedBy: 'node-b',
       });
-      const form = await request(urls.get('host-b')!)
+      const form = await request(urls.get('node-b')!)
         .post('/echo')
         .type('form')
         .send('user[name]=ann&tags=x&tags=y&list[0][k]=v')
         .expect(201);
       expect(form.body.body).toEqual({ user: { name: 'ann' }, tags: ['x', 'y'], list: [{ k: 'v' }] });
-      const raw = await request(urls.get('host-c')!)
+      const raw = await request(urls.get('node-c')!)
         .post('/echo')
         .set('content-type', 'application/json; charset=utf-8')
         .send('{"spaced" :  1}')
         .expect(201);
-      expect(raw.body).toMatchObject({ host: 'host-a', body: { spaced: 1 }, forwardedBy: 'host-c' });
+      expect(raw.body).toMatchObject({ host: 'node-a', body: { spaced: 1 }, forwardedBy: 'node-c' });
     });
 
     it('never forwards twice: a forwarded request reaching a replica is answered 503 NOT_PRIMARY', async () => {
-      const answer = await request(urls.get('host-b')!)
+      const answer = await request(urls.get('node-b')!)
         .post('/items')
-        .set(HEADERS.forwarded, 'host-c')
+        .set(HEADERS.forwarded, 'node-c')
         .send({ key: 'looped' })
         .expect(503);
       expect(answer.headers['retry-after']).toBe('1');
-      expect(answer.body).toMatchObject({ statusCode: 503, code: 'NOT_PRIMARY', retryable: true, primary: 'host-a' });
-      // host-c believes host-b is the primary: host-b refuses what host-c forwards, host-c passes that on.
-      urls.set('host-a', urls.get('host-b')!);
-      const misrouted = await request(urls.get('host-c')!).post('/items').send({ key: 'looped' }).expect(503);
-      expect(misrouted.body).toMatchObject({ code: 'NOT_PRIMARY', primary: 'host-a' });
-      for (const name of ['host-a', 'host-b', 'host-c']) expect(await keysIn(db(name))).not.toContain('looped');
+      expect(answer.body).toMatchObject({ statusCode: 503, code: 'NOT_PRIMARY', retryable: true, primary: 'node-a' });
+      // node-c believes node-b is the primary: node-b refuses what node-c forwards, node-c passes that on.
+      urls.set('node-a', urls.get('node-b')!);
+      const misrouted = await request(urls.get('node-c')!).post('/items').send({ key: 'looped' }).expect(503);
+      expect(misrouted.body).toMatchObject({ code: 'NOT_PRIMARY', primary: 'node-a' });
+      for (const name of ['node-a', 'node-b', 'node-c']) expect(await keysIn(db(name))).not.toContain('looped');
     });
 
     it('answers 503 NOT_PRIMARY with Retry-After when no primary is known', async () => {
-      const previous = overrides['host-b'].target;
-      overrides['host-b'].target = () => ({ here: false });
+      const previous = overrides['node-b'].target;
+      overrides['node-b'].target = () => ({ here: false });
       try {
-        const answer = await request(urls.get('host-b')!).post('/items').send({ key: 'nobody' }).expect(503);
+        const answer = await request(urls.get('node-b')!).post('/items').send({ key: 'nobody' }).expect(503);
         expect(answer.headers['retry-after']).toBe('1');
         expect(answer.body).toMatchObject({ code: 'NOT_PRIMARY', retryable: true });
         expect(answer.body.primary).toBeUndefined();
       } finally {
-        overrides['host-b'].target = previous;
+        overrides['node-b'].target = previous;
       }
-      expect(await keysIn(db('host-a'))).not.toContain('nobody');
+      expect(await keysIn(db('node-a'))).not.toContain('nobody');
     });
 
-    describe('read your writes (static has no TXID: the positions are set by the test)', () => {
-      it('the primary adds its position after the handler; the replica waits for it', async () => {
-        overrides['host-a'].position = () => 42;
+    describe('read your writes', () => {
+      it("the primary's answer carries its LiteFS position; a replica already there answers at once", async () => {
+        const answer = await request(urls.get('node-b')!).post('/items').send({ key: 'ryw-1' }).expect(201);
+        expect(answer.headers[HEADERS.txid]).toBe(String(standIn.position('node-a').txID));
+        expect(answer.headers[HEADERS.stale]).toBeUndefined();
+        expect((await request(urls.get('node-a')!).get('/items').expect(200)).headers[HEADERS.txid]).toBeUndefined();
+      });
+
+      it('the replica waits for the TXID the primary answered, up to readYourWritesMs', async () => {
+        overrides['node-a'].position = () => 42;
         const waits: [number, number][] = [];
-        overrides['host-b'].wait = (txid, timeoutMs) => {
+        overrides['node-b'].wait = (txid, timeoutMs) => {
           waits.push([txid, timeoutMs]);
           return Promise.resolve(true);
         };
-        const answer = await request(urls.get('host-b')!).post('/items').send({ key: 'ryw-1' }).expect(201);
+        const answer = await request(urls.get('node-b')!).post('/items').send({ key: 'ryw-2' }).expect(201);
         expect(answer.headers[HEADERS.txid]).toBe('42');
         expect(answer.headers[HEADERS.stale]).toBeUndefined();
         expect(waits).toEqual([[42, 5000]]);
-        expect((await request(urls.get('host-a')!).get('/items').expect(200)).headers[HEADERS.txid]).toBeUndefined();
       });
 
-      it('past readYourWritesMs the answer goes out anyway, marked stale', async () => {
-        overrides['host-a'].position = () => 43;
-        overrides['host-b'].wait = () => Promise.resolve(false);
-        const answer = await request(urls.get('host-b')!).post('/conflict').expect(409);
-        expect(answer.headers[HEADERS.txid]).toBe('43');
+      it('past readYourWritesMs the answer goes out anyway, marked stale (an error status too)', async () => {
+        const ahead = standIn.position('node-a').txID + 1_000_000;
+        overrides['node-a'].position = () => ahead;
+        const answer = await request(urls.get('node-c')!).post('/conflict').expect(409);
+        expect(answer.headers[HEADERS.txid]).toBe(String(ahead));
         expect(answer.headers[HEADERS.stale]).toBe('1');
-      });
-
-      it('without a position on the primary, no header and no wait', async () => {
-        overrides['host-b'].wait = () => Promise.reject(new Error('must not wait'));
-        const answer = await request(urls.get('host-b')!).post('/items').send({ key: 'ryw-2' }).expect(201);
-        expect(answer.headers[HEADERS.txid]).toBeUndefined();
-        expect(answer.headers[HEADERS.stale]).toBeUndefined();
+        expect(answer.body).toEqual({ statusCode: 409, message: 'duplicate on node-a' });
       });
     });
 
@@ -483,22 +496,22 @@ describe('PrimaryForwardingInterceptor', () => {
       }
 
       it('connection refused: 503 UNAVAILABLE, retryable (the write did not run)', async () => {
-        urls.set('host-a', `http://127.0.0.1:${await freePort()}`);
-        const answer = await request(urls.get('host-b')!).post('/items').send({ key: 'refused' }).expect(503);
+        urls.set('node-a', `http://127.0.0.1:${await freePort()}`);
+        const answer = await request(urls.get('node-b')!).post('/items').send({ key: 'refused' }).expect(503);
         expect(answer.headers['retry-after']).toBe('1');
         expect(answer.body).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
       });
 
       it('connection lost after the request went out: 502 UNAVAILABLE, not retryable (it may have run)', async () => {
-        urls.set('host-a', await fakePrimary((socket) => socket.destroy()));
-        const answer = await request(urls.get('host-b')!).post('/items').send({ key: 'lost' }).expect(502);
+        urls.set('node-a', await fakePrimary((socket) => socket.destroy()));
+        const answer = await request(urls.get('node-b')!).post('/items').send({ key: 'lost' }).expect(502);
         expect(answer.headers['retry-after']).toBeUndefined();
         expect(answer.body).toMatchObject({ code: 'UNAVAILABLE', retryable: false });
       });
 
       it('no answer within timeoutMs: 504 TIMEOUT, not retryable', async () => {
-        urls.set('host-a', await fakePrimary(() => undefined));
-        const answer = await request(urls.get('host-c')!).post('/items').send({ key: 'late' }).expect(504);
+        urls.set('node-a', await fakePrimary(() => undefined));
+        const answer = await request(urls.get('node-c')!).post('/items').send({ key: 'late' }).expect(504);
         expect(answer.body).toMatchObject({ code: 'TIMEOUT', retryable: false });
       });
     });
@@ -506,43 +519,46 @@ describe('PrimaryForwardingInterceptor', () => {
 
   describe("with routes: 'marked'", () => {
     let tmp: ReturnType<typeof tempDir>;
+    let standIn: LiteFsStandIn;
     const urls = new Map<string, string>();
     const hosts: Record<string, Awaited<ReturnType<typeof startHost>>> = {};
-    const overrides: Record<string, Overrides> = { 'host-a': {}, 'host-b': {} };
+    const overrides: Record<string, Overrides> = { 'node-a': {}, 'node-b': {} };
 
     beforeAll(async () => {
       tmp = tempDir();
-      const clusterPort = await freePort();
-      for (const name of ['host-a', 'host-b']) {
+      standIn = await LiteFsStandIn.start({ root: tmp.dir, nodes: ['node-a', 'node-b'], primary: 'node-a' });
+      const ports = await clusterPorts(['node-a', 'node-b']);
+      for (const name of ['node-a', 'node-b']) {
         hosts[name] = await startHost({
           name,
-          database: tmp.file(`${name}.db`),
-          coordinator: clusterOf(name, clusterPort, overrides[name]),
+          database: standIn.node(name).databasePath,
+          coordinator: litefsCluster(standIn, name, ports),
           forwarding: { routes: 'marked', url: (hostname) => urls.get(hostname) ?? 'http://127.0.0.1:1' },
           overrides: overrides[name],
         });
         urls.set(name, hosts[name].url);
       }
       await until(
-        'host-b to see host-a as the primary',
-        () => overridable(hosts['host-b'].coordinator, overrides['host-b']).writeTarget().here === false,
+        'node-b to see node-a as the primary',
+        () => overridable(hosts['node-b'].coordinator, overrides['node-b']).writeTarget().here === false,
       );
     });
     afterAll(async () => {
-      for (const name of ['host-b', 'host-a']) await hosts[name]?.app.close();
+      for (const name of ['node-b', 'node-a']) await hosts[name]?.app.close();
+      await standIn?.stop();
       tmp.cleanup();
     });
 
     it('forwards only the marked routes, whatever their method; @RunLocally wins over its controller', async () => {
-      const replica = urls.get('host-b')!;
-      expect((await request(replica).post('/echo').send({}).expect(201)).body.host).toBe('host-b');
+      const replica = urls.get('node-b')!;
+      expect((await request(replica).post('/echo').send({}).expect(201)).body.host).toBe('node-b');
       expect((await request(replica).post('/marked/items').send({ key: 'm1' }).expect(201)).body).toEqual({
-        host: 'host-a',
+        host: 'node-a',
       });
-      expect((await request(replica).post('/marked/here').expect(201)).body).toEqual({ host: 'host-b' });
-      expect((await request(replica).get('/marked-read').expect(200)).body).toEqual({ host: 'host-a' });
-      expect(await keysIn(tmp.file('host-a.db'))).toEqual(['m1']);
-      expect(await keysIn(tmp.file('host-b.db'))).toEqual([]);
+      expect((await request(replica).post('/marked/here').expect(201)).body).toEqual({ host: 'node-b' });
+      expect((await request(replica).get('/marked-read').expect(200)).body).toEqual({ host: 'node-a' });
+      expect(await keysIn(standIn.node('node-a').databasePath)).toEqual(['m1']);
+      expect(await keysIn(standIn.node('node-b').databasePath)).toEqual([]);
     });
   });
 
