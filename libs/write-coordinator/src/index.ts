@@ -35,3 +35,9 @@ export type {
 } from './write-coordinator.events';
 export { WRITE_COORDINATOR_HTTP_STATUS, WriteCoordinatorExceptionFilter } from './write-coordinator-exception.filter';
 export type { WriteCoordinatorErrorBody } from './write-coordinator-exception.filter';
+export { PrimaryForwardingInterceptor } from './write-coordinator.forwarding.interceptor';
+export type { ForwardingCoordinator } from './write-coordinator.forwarding.interceptor';
+export type { PrimaryForwardingOptions } from './write-coordinator.forwarding.options';
+export { ForwardToPrimary } from './decorators/forward-to-primary.decorator';
+export { RunLocally } from './decorators/run-locally.decorator';
+export { WRITE_COORDINATOR_FORWARDING_HEADERS } from './http-forwarding/forwarding-headers';
