@@ -1,4 +1,6 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileLibrary } from './fixtures/compiled-library';
@@ -196,5 +198,184 @@ describe('several hosts on LiteFS (the stand-in)', () => {
     expect(again.acks.get('dedupe-1')).toMatchObject({ id: value!.id, tag: 'dedupe-1', by: members['node-a'].pid });
     const rows = await replicatedRows(hosts);
     for (const name of NODES) expect(rows[name].get('dedupe-1')).toBe(1);
+  });
+
+  it('read your writes times out as REPLICATION_TIMEOUT (written, not retryable) while replication lags; the lag shows in metrics, then clears', async () => {
+    const hosts = await startHosts({ cluster: { readYourWritesMs: 300 } });
+    const { members, standIn } = hosts;
+    await until('node-b to join', async () => (await members['node-b'].metrics()).cluster.peers === 1);
+    standIn.setDelay(3_000);
+    const outcome = await members['node-b'].write(['lagging']);
+    expect(outcome.nacks.get('lagging')).toMatchObject({ code: 'REPLICATION_TIMEOUT', retryable: false });
+    // Committed on the primary at once, not yet here.
+    expect(rowsPerTag(standIn.node('node-a').databasePath).get('lagging')).toBe(1);
+    expect(rowsPerTag(standIn.node('node-b').databasePath).has('lagging')).toBe(false);
+    await until('the lag to show', async () => {
+      const replication = (await members['node-b'].metrics()).cluster.replication as { behind: number; lagMs: number };
+      return replication.behind >= 1 && replication.lagMs >= 200;
+    });
+    standIn.setDelay(5);
+    await until('the lag to clear', async () => {
+      const replication = (await members['node-b'].metrics()).cluster.replication as { behind: number; lagMs: number };
+      return replication.behind === 0 && replication.lagMs === 0;
+    });
+    const rows = await replicatedRows(hosts);
+    for (const name of NODES) expect(rows[name].get('lagging')).toBe(1);
+  });
+
+  describe('bad input on the forwarding endpoint is refused clearly and writes nothing', () => {
+    /** Opens an upgraded connection to a host's forwarding endpoint (raw: the test writes the bytes). */
+    function upgrade(
+      port: number,
+      secret: string,
+    ): Promise<{ socket: Socket; head: Buffer } | { status: number; body: string }> {
+      return new Promise((resolve, reject) => {
+        const req = request({
+          host: '127.0.0.1',
+          port,
+          path: '/_write-coordinator',
+          headers: { Connection: 'Upgrade', Upgrade: 'write-coordinator/1', Authorization: `Bearer ${secret}` },
+        });
+        req.on('upgrade', (_res, socket, head) => resolve({ socket, head }));
+        req.on('response', (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    }
+
+    /** A length-prefixed frame of raw bytes. */
+    const frame = (body: Buffer | string) => {
+      const bytes = Buffer.from(body);
+      const prefix = Buffer.alloc(4);
+      prefix.writeUInt32BE(bytes.length);
+      return Buffer.concat([prefix, bytes]);
+    };
+
+    /** Frames received on `socket` until it closes (parsed JSON). */
+    function framesUntilClose(socket: Socket, head: Buffer): Promise<Array<Record<string, unknown>>> {
+      return new Promise((resolve) => {
+        let buffer = head;
+        const frames: Array<Record<string, unknown>> = [];
+        const drain = () => {
+          while (buffer.length >= 4 && buffer.length >= 4 + buffer.readUInt32BE(0)) {
+            const length = buffer.readUInt32BE(0);
+            frames.push(JSON.parse(buffer.subarray(4, 4 + length).toString()) as Record<string, unknown>);
+            buffer = buffer.subarray(4 + length);
+          }
+        };
+        drain();
+        socket.on('data', (chunk: Buffer) => {
+          buffer = Buffer.concat([buffer, chunk]);
+          drain();
+        });
+        socket.on('close', () => resolve(frames));
+        socket.on('error', () => undefined);
+      });
+    }
+
+    /** Sends frames on an upgraded connection and collects the answers until `count` arrived. */
+    function exchange(socket: Socket, head: Buffer, frames: Array<Record<string, unknown>>, count: number) {
+      return new Promise<Array<Record<string, unknown>>>((resolve, reject) => {
+        let buffer = head;
+        const answers: Array<Record<string, unknown>> = [];
+        const timer = setTimeout(
+          () => reject(new Error(`only ${answers.length} of ${count} answers: ${JSON.stringify(answers)}`)),
+          10_000,
+        );
+        const drain = () => {
+          while (buffer.length >= 4 && buffer.length >= 4 + buffer.readUInt32BE(0)) {
+            const length = buffer.readUInt32BE(0);
+            answers.push(JSON.parse(buffer.subarray(4, 4 + length).toString()) as Record<string, unknown>);
+            buffer = buffer.subarray(4 + length);
+          }
+          if (answers.length >= count) {
+            clearTimeout(timer);
+            resolve(answers);
+          }
+        };
+        socket.on('data', (chunk: Buffer) => {
+          buffer = Buffer.concat([buffer, chunk]);
+          drain();
+        });
+        for (const f of frames) socket.write(frame(JSON.stringify(f)));
+        drain();
+      });
+    }
+
+    const hello = { type: 'hello', protocol: 1, pid: 1, handlers: ['submit:append'], secret: SECRET, changes: false };
+
+    it('wrong or missing secret: 401 before anything is read; a plain POST with a body: 426', async () => {
+      const hosts = await startHosts();
+      const port = hosts.ports['node-a'];
+      const wrong = await upgrade(port, 'not-the-secret');
+      expect(wrong).toMatchObject({ status: 401 });
+      expect(JSON.parse((wrong as { body: string }).body)).toMatchObject({ code: 'UNAUTHORIZED' });
+      const response = await fetch(`http://127.0.0.1:${port}/_write-coordinator`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` },
+        body: JSON.stringify({
+          requestId: 'posted',
+          call: { op: 'submit', method: 'append', params: { tag: 'posted' } },
+        }),
+      });
+      expect(response.status).toBe(426);
+      const rows = await replicatedRows(hosts);
+      for (const name of NODES) expect(rows[name].has('posted')).toBe(false);
+    });
+
+    it('malformed and oversized frames: a PROTOCOL error frame, the connection closed, the host still serving', async () => {
+      const hosts = await startHosts();
+      const port = hosts.ports['node-a'];
+      for (const bytes of [
+        frame('{"type": "hello", nope'),
+        frame('[1, 2, 3]'),
+        Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x7b]),
+      ]) {
+        const opened = await upgrade(port, SECRET);
+        if (!('socket' in opened)) throw new Error(`upgrade refused: ${opened.status} ${opened.body}`);
+        const frames = framesUntilClose(opened.socket, opened.head);
+        opened.socket.write(bytes);
+        expect(await frames).toEqual([expect.objectContaining({ type: 'error', code: 'PROTOCOL' })]);
+      }
+      // The hosts still forward and write.
+      const outcome = await hosts.members['node-c'].write(['after-garbage']);
+      expect(outcome.nacks).toEqual(new Map());
+      expect((await replicatedRows(hosts))['node-b'].get('after-garbage')).toBe(1);
+    });
+
+    it('a replay of a known requestId with another body is refused (INVALID_PARAMS) and writes nothing', async () => {
+      const hosts = await startHosts();
+      const opened = await upgrade(hosts.ports['node-a'], SECRET);
+      if (!('socket' in opened)) throw new Error(`upgrade refused: ${opened.status} ${opened.body}`);
+      const request = (id: number, tag: string) => ({
+        type: 'request',
+        id,
+        requestId: 'replayed-id',
+        call: { op: 'submit', method: 'append', params: { tag } },
+        timeoutMs: 5_000,
+      });
+      const [welcome, first] = await exchange(opened.socket, opened.head, [hello, request(1, 'original')], 2);
+      expect(welcome).toMatchObject({ type: 'welcome' });
+      expect(first).toMatchObject({ type: 'response', id: 1, ok: true, result: { tag: 'original' } });
+      const [replay, same] = await exchange(
+        opened.socket,
+        Buffer.alloc(0),
+        [request(2, 'evil'), request(3, 'original')],
+        2,
+      );
+      expect(replay).toMatchObject({ type: 'response', id: 2, ok: false, error: { code: 'INVALID_PARAMS' } });
+      // The same body again is answered from the table: the recorded outcome, not a second row.
+      expect(same).toMatchObject({ type: 'response', id: 3, ok: true, result: first.result });
+      opened.socket.destroy();
+      const rows = await replicatedRows(hosts);
+      for (const name of NODES) {
+        expect(rows[name].get('original')).toBe(1);
+        expect(rows[name].has('evil')).toBe(false);
+      }
+    });
   });
 });
