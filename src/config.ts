@@ -40,6 +40,38 @@ export interface DemoConfig {
    * several workers gives every worker its own coordinator, meeting the others at SQLite's lock.
    */
   writeCluster?: boolean;
+  /** Several hosts (docs/multi-host.md): set when `WRITE_PRIMARY` is. */
+  hosts?: HostsConfig;
+}
+
+/**
+ * Several hosts, each with its own database file (LiteFS): how the primary is found and where the
+ * others forward their writes. Env `WRITE_PRIMARY` (`litefs` or `static`) turns it on.
+ */
+export interface HostsConfig {
+  /** `litefs`: LiteFS decides; `static`: `WRITE_STATIC_PRIMARY` is the primary. Env `WRITE_PRIMARY`. */
+  strategy: 'litefs' | 'static';
+  /** Shared by every host. Env `WRITE_SECRET` (required). */
+  secret: string;
+  /** The port the primary listens on for forwarded writes. Env `WRITE_FORWARD_PORT`, default 20210. */
+  forwardPort: number;
+  /** LiteFS's event stream. Env `LITEFS_EVENTS_URL`, default LiteFS's (`http://localhost:20202/events`). */
+  eventsUrl?: string;
+  /** `static`: the primary's hostname. Env `WRITE_STATIC_PRIMARY` (required with `static`). */
+  staticPrimary?: string;
+  /** This host's name. Env `WRITE_HOSTNAME`, default the OS's. */
+  hostname?: string;
+  /**
+   * Where each host's app and forwarding endpoint are, when the hosts are not reachable by name on
+   * the default ports (several "hosts" on one machine: tests). Env `WRITE_HOSTS`, JSON
+   * `{ "<hostname>": { "app": "http://127.0.0.1:3001", "forward": "http://127.0.0.1:20211/_write-coordinator" } }`.
+   */
+  addresses?: Record<string, { app: string; forward: string }>;
+  /**
+   * Every write route works on every host: `PrimaryForwardingInterceptor` replays write requests
+   * on the primary host. Env `FORWARD_HTTP` (`1` or `0`), default `1`.
+   */
+  forwardHttp: boolean;
 }
 
 /** Reads {@link DemoConfig} from `env`, failing with a clear message on a malformed value. */
@@ -55,7 +87,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     writeMaxBatchSize: positiveInteger(env, 'WRITE_MAX_BATCH_SIZE'),
     writeBatchYield: oneOf(env, 'WRITE_BATCH_YIELD', ['auto', 'always', 'never'] as const),
     ...cluster(env),
+    ...hosts(env),
   };
+}
+
+function hosts(env: NodeJS.ProcessEnv): Pick<DemoConfig, 'hosts'> {
+  const strategy = oneOf(env, 'WRITE_PRIMARY', ['litefs', 'static'] as const);
+  if (strategy === undefined) return {};
+  const secret = required(env, 'WRITE_SECRET', `WRITE_PRIMARY=${strategy}`);
+  const staticPrimary =
+    strategy === 'static' ? required(env, 'WRITE_STATIC_PRIMARY', 'WRITE_PRIMARY=static') : undefined;
+  let addresses: HostsConfig['addresses'];
+  if (env.WRITE_HOSTS) {
+    try {
+      addresses = JSON.parse(env.WRITE_HOSTS) as HostsConfig['addresses'];
+    } catch {
+      throw new Error(
+        `WRITE_HOSTS must be JSON { "<hostname>": { "app": url, "forward": url } } (received '${env.WRITE_HOSTS}')`,
+      );
+    }
+  }
+  return {
+    hosts: {
+      strategy,
+      secret,
+      forwardPort: integer(env, 'WRITE_FORWARD_PORT', 20210),
+      ...(env.LITEFS_EVENTS_URL ? { eventsUrl: env.LITEFS_EVENTS_URL } : {}),
+      ...(staticPrimary ? { staticPrimary } : {}),
+      ...(env.WRITE_HOSTNAME ? { hostname: env.WRITE_HOSTNAME } : {}),
+      ...(addresses ? { addresses } : {}),
+      forwardHttp: (oneOf(env, 'FORWARD_HTTP', ['0', '1'] as const) ?? '1') === '1',
+    },
+  };
+}
+
+function required(env: NodeJS.ProcessEnv, name: string, because: string): string {
+  const raw = env[name];
+  if (raw === undefined || raw === '') throw new Error(`${name} is required with ${because}`);
+  return raw;
 }
 
 function cluster(env: NodeJS.ProcessEnv): Pick<DemoConfig, 'workers' | 'writeCluster'> {

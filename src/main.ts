@@ -14,7 +14,11 @@ async function bootstrap(): Promise<void> {
   const app = setupApp(await NestFactory.create(AppModule.forRoot(config)));
   await app.listen(config.port);
   const where = cluster.isWorker ? `worker ${process.pid}` : 'ledger demo';
-  const mode = config.writeCluster ? ', writes forwarded to the elected primary' : '';
+  const mode = config.hosts
+    ? `, several hosts (${config.hosts.strategy}): writes forwarded to the primary host`
+    : config.writeCluster
+      ? ', writes forwarded to the elected primary'
+      : '';
   Logger.log(`${where} on http://localhost:${config.port} (database ${config.databasePath}${mode})`, 'Bootstrap');
 }
 

@@ -4,7 +4,9 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
-import { buildDemo, DemoProcess, startDemo } from './fixtures/demo-process';
+import { mkdirSync } from 'node:fs';
+import { buildDemo, DemoProcess, freePort, startDemo } from './fixtures/demo-process';
+import { LiteFsStandIn } from './litefs-stand-in/stand-in';
 import { KeepAliveAnswer, keepAliveClient, stalledUpload } from './fixtures/keep-alive-client';
 import { tempDir } from './fixtures/temp-sqlite';
 
@@ -573,4 +575,90 @@ describe('ledger demo with WORKERS=4 (node:cluster on one file, writes forwarded
         `statuses ${JSON.stringify(counts)}, ${acknowledged.size} acknowledged, ${ledger.rows.length} rows, balance conserved`,
     );
   }, 60_000);
+});
+
+describe('ledger demo on several hosts (LiteFS stand-in: one process and one database file per host)', () => {
+  const tmp = { dir: undefined as ReturnType<typeof tempDir> | undefined };
+  const demos: DemoProcess[] = [];
+  let standIn: LiteFsStandIn | undefined;
+  afterEach(async () => {
+    for (const demo of demos.splice(0)) if (demo.child.exitCode === null) demo.child.kill('SIGKILL');
+    await standIn?.stop();
+    tmp.dir?.cleanup();
+  });
+
+  it('with PrimaryForwardingInterceptor a write route that runs locally (PATCH, a repository update) works on a replica, and the next read there sees it; without it: 503 NOT_PRIMARY', async () => {
+    tmp.dir = tempDir();
+    const root = tmp.dir.file('hosts');
+    mkdirSync(root);
+    const nodes = ['node-a', 'node-b', 'node-c'];
+    standIn = await LiteFsStandIn.start({ root, nodes, primary: 'node-a', replicationDelayMs: 20 });
+    const ports: Record<string, { app: number; forward: number }> = {};
+    for (const name of nodes) ports[name] = { app: await freePort(), forward: await freePort() };
+    const addresses = Object.fromEntries(
+      nodes.map((name) => [
+        name,
+        {
+          app: `http://127.0.0.1:${ports[name].app}`,
+          forward: `http://127.0.0.1:${ports[name].forward}/_write-coordinator`,
+        },
+      ]),
+    );
+    const start = (name: string, extra: Record<string, string> = {}) =>
+      startDemo({
+        ...standIn!.node(name).env,
+        DATABASE_PATH: standIn!.node(name).databasePath,
+        PORT: String(ports[name].app),
+        WRITE_PRIMARY: 'litefs',
+        LITEFS_EVENTS_URL: standIn!.node(name).eventsUrl,
+        WRITE_SECRET: 'demo-hosts-secret',
+        WRITE_FORWARD_PORT: String(ports[name].forward),
+        WRITE_HOSTNAME: name,
+        WRITE_HOSTS: JSON.stringify(addresses),
+        READINESS_DELAY_MS: '0',
+        ...extra,
+      }).then((demo) => (demos.push(demo), demo));
+    const a = await start('node-a'); // the primary creates the schema (synchronize)
+    await standIn.waitForReplication();
+    const b = await start('node-b');
+    const c = await start('node-c', { FORWARD_HTTP: '0' });
+
+    const opened = await fetch(`${b.url}/accounts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'alice', initialBalance: 100 }),
+    });
+    expect(opened.status).toBe(201);
+    const account = (await opened.json()) as { id: number; name: string };
+
+    // A transparent repository update: only the primary's file takes it.
+    const renamed = await fetch(`${b.url}/accounts/${account.id}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'alice-renamed' }),
+    });
+    expect(renamed.status).toBe(200);
+    expect(await renamed.json()).toMatchObject({ id: account.id, name: 'alice-renamed' });
+    // Read your writes on the replica that forwarded it.
+    expect(await (await fetch(`${b.url}/accounts/${account.id}`)).json()).toMatchObject({ name: 'alice-renamed' });
+
+    const refused = await fetch(`${c.url}/accounts/${account.id}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'from-c' }),
+    });
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ code: 'NOT_PRIMARY', retryable: true, primary: 'node-a' });
+
+    await standIn.waitForReplication();
+    for (const name of nodes) {
+      const db = new Database(standIn.node(name).databasePath, { readonly: true });
+      try {
+        expect(db.prepare('SELECT name FROM accounts').all()).toEqual([{ name: 'alice-renamed' }]);
+      } finally {
+        db.close();
+      }
+    }
+    expect(a.output()).toContain('several hosts (litefs)');
+  });
 });
