@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { Injectable, INestApplication, Module, OnModuleInit, Scope } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { InjectRepository, TypeOrmModule } from '@nestjs/typeorm';
@@ -156,6 +157,39 @@ describe('cluster review: a secondary in this process, its primary a real proces
     const outcome = await call;
     // Aborted by its caller: CANCELLED (maybe written, so not retryable), not a TIMEOUT 3 s later.
     expect(outcome).toMatchObject({ ok: false, code: 'CANCELLED', retryable: false });
+  });
+
+  it('a forwarded submit() runs with its params as they were when called, even if the caller changes them before the resend', async () => {
+    const database = tmp.file('app.db');
+    createSchema(database);
+    primary = await Member.start(lib.core, database, { retryMs: 10 }, {}, { APPEND_SLEEP_MS: '5000' });
+    dataSource = await openDataSource(database);
+    secondary = new Coordinator({ cluster: { retryMs: 10 } }); // auto: it takes over when the primary dies
+    secondary.handle('append', async (params, manager) => {
+      const { tag } = params as { tag: string };
+      await manager.query('INSERT INTO entry (tag, writer) VALUES (?, ?)', [tag, process.pid]);
+      return { tag };
+    });
+    await secondary.attach(dataSource);
+    const node = secondary;
+    await until('the secondary to connect', () => node.metrics().cluster?.peers === 1);
+    const params = { tag: 'as-called' };
+    const call = settle(
+      node.submit({ method: 'append', params, meta: { requestId: 'snapshot-1' } }, { timeoutMs: 10_000 }),
+    );
+    await until(
+      'the request to run on the primary',
+      async () => (await primary!.metrics()).cluster.forwardedInFlight === 1,
+    );
+    params.tag = 'changed-later'; // the caller reuses its object
+    primary.kill('SIGKILL'); // uncommitted there: the request is sent again, to whoever takes over
+    expect(await call).toMatchObject({ ok: true, value: { tag: 'as-called' } });
+    const db = new Database(database, { readonly: true });
+    try {
+      expect(db.prepare('SELECT tag FROM entry').all()).toEqual([{ tag: 'as-called' }]);
+    } finally {
+      db.close();
+    }
   });
 });
 

@@ -294,17 +294,33 @@ export class Coordinator {
       const { detail, cause } = refused;
       return this.queue.refuse(labelOf(options) ?? method, (job) => new InvalidParamsError(detail, { ...job, cause }));
     }
+    const label = options.label ?? method;
     // Before the cluster is joined (a provider writing in onModuleInit), writes run here, as run().
-    if (this.cluster?.joined && !this.scope.isInside) {
-      const call: ForwardedCall = { op: 'submit', method, ...(params === undefined ? {} : { params }) };
-      // A secondary forwards; the primary takes the exactly-once path for a request with an id.
-      if (!this.cluster.isPrimary || meta?.requestId !== undefined) {
-        return this.forward(call, meta, { ...options, label: options.label ?? method });
-      }
-    }
-    return this.run((manager, job) => this.invokeHandler(method, params, meta, manager, job), {
+    const cluster = this.cluster?.joined && !this.scope.isInside ? this.cluster : undefined;
+    // A secondary forwards; the primary takes the exactly-once path for a request with an id.
+    const forwards = cluster && (!cluster.isPrimary || meta?.requestId !== undefined);
+    // Several hosts: the primary may move away under a local run; then the request goes to the new one.
+    const mayFollow = cluster?.writesNeedPrimary && !forwards;
+    // A JSON snapshot of the params: a resend after a failover carries exactly what was asked, whatever
+    // the caller (or a handler run here) does with the object meanwhile.
+    const call: ForwardedCall | undefined =
+      forwards || mayFollow
+        ? {
+            op: 'submit',
+            method,
+            ...(params === undefined ? {} : { params: JSON.parse(JSON.stringify(params)) as unknown }),
+          }
+        : undefined;
+    if (forwards) return this.forward(call!, meta, { ...options, label });
+    const local = this.run((manager, job) => this.invokeHandler(method, params, meta, manager, job), {
       ...options,
-      label: options.label ?? method,
+      label,
+    });
+    if (!mayFollow) return local;
+    return local.catch((error: unknown) => {
+      // NOT_PRIMARY: the file refused it, nothing was written.
+      if (!(error instanceof NotPrimaryError)) throw error;
+      return this.forward(call!, meta, { ...options, label });
     });
   }
 
@@ -315,9 +331,22 @@ export class Coordinator {
    */
   callForwardable(name: string, args: unknown[], local: () => unknown, options: WriteOptions): Promise<unknown> {
     // Not registered here (a request-scoped provider): not on the primary either, so it runs here.
-    if (!this.cluster?.joined || this.cluster.isPrimary || this.scope.isInside || !this.forwarded.has(name)) {
-      return this.run(local, options);
+    const forwardable = this.cluster?.joined && !this.scope.isInside && this.forwarded.has(name);
+    if (forwardable && this.cluster!.isPrimary && this.cluster!.writesNeedPrimary) {
+      // Several hosts: if the primary moves away under this run (NOT_PRIMARY: nothing written),
+      // the arguments as they were before it go to the new primary.
+      let json: unknown[];
+      try {
+        json = JSON.parse(JSON.stringify(args)) as unknown[];
+      } catch {
+        return this.run(local, options);
+      }
+      return this.run(local, options).catch((error: unknown) => {
+        if (!(error instanceof NotPrimaryError)) throw error;
+        return this.forward({ op: 'call', name, args: json }, undefined, options);
+      });
     }
+    if (!forwardable || this.cluster!.isPrimary) return this.run(local, options);
     let json: unknown[];
     try {
       // A snapshot: a resend after a failover must carry the same arguments, whatever the caller
