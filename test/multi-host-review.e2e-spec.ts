@@ -54,11 +54,11 @@ class EventsProxy {
   ) {}
 
   static async start(upstream: string): Promise<EventsProxy> {
-    let proxy: EventsProxy | undefined;
-    const server = createServer((request, response) => proxy!.handle(upstream, request, response));
+    const holder: { proxy?: EventsProxy } = {};
+    const server = createServer((request, response) => holder.proxy!.handle(upstream, request, response));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as { port: number };
-    proxy = new EventsProxy(server, `http://127.0.0.1:${port}/events`);
+    const proxy = (holder.proxy = new EventsProxy(server, `http://127.0.0.1:${port}/events`));
     proxies.push(proxy);
     return proxy;
   }
@@ -183,7 +183,7 @@ async function joined(hosts: Hosts, ...names: string[]): Promise<void> {
 describe('multi-host review: adversarial tests', () => {
   it('[FAILS TODAY] a replica with the wrong secret: its callers get a clear refusal (not a bare "no primary accepted it"), logged', async () => {
     const hosts = await startHosts({
-      env: (name) => (name === 'node-c' ? { LOG_WARN: '1' } : {}),
+      env: (name) => (name === 'node-c' ? { LOG_WARN: '1' } : ({} as Record<string, string>)),
       cluster: (name, standIn) => (name === 'node-c' ? { ...clusterOf(standIn, name), secret: 'not-the-secret' } : {}),
     });
     const c = hosts.members['node-c'];
@@ -203,7 +203,7 @@ describe('multi-host review: adversarial tests', () => {
 
   it('[FAILS TODAY] http.url returning garbage: the caller and the log name the bad URL', async () => {
     const hosts = await startHosts({
-      env: (name) => (name === 'node-c' ? { HTTP_URL_OVERRIDE: '::not a url::' } : {}),
+      env: (name) => (name === 'node-c' ? { HTTP_URL_OVERRIDE: '::not a url::' } : ({} as Record<string, string>)),
     });
     const c = hosts.members['node-c'];
     const outcome = await c.write(['bad-url'], { timeoutMs: 2_000 });
