@@ -181,7 +181,7 @@ async function joined(hosts: Hosts, ...names: string[]): Promise<void> {
 }
 
 describe('multi-host review: adversarial tests', () => {
-  it('[FAILS TODAY] a replica with the wrong secret: its callers get a clear refusal (not a bare "no primary accepted it"), logged', async () => {
+  it('a replica with the wrong secret: its callers get a clear refusal (not a bare "no primary accepted it"), logged', async () => {
     const hosts = await startHosts({
       env: (name) => (name === 'node-c' ? { LOG_WARN: '1' } : ({} as Record<string, string>)),
       cluster: (name, standIn) => (name === 'node-c' ? { ...clusterOf(standIn, name), secret: 'not-the-secret' } : {}),
@@ -201,7 +201,7 @@ describe('multi-host review: adversarial tests', () => {
     expect(lines.length).toBeLessThanOrEqual(2);
   });
 
-  it('[FAILS TODAY] http.url returning garbage: the caller and the log name the bad URL', async () => {
+  it('http.url returning garbage: the caller and the log name the bad URL', async () => {
     const hosts = await startHosts({
       env: (name) => (name === 'node-c' ? { HTTP_URL_OVERRIDE: '::not a url::' } : ({} as Record<string, string>)),
     });
@@ -229,7 +229,7 @@ describe('multi-host review: adversarial tests', () => {
     }
   });
 
-  it('[FAILS TODAY] after an unclean failover (lost transactions), a caught-up replica reports no lag (health would stay down until the new primary passes the old TXID)', async () => {
+  it('after an unclean failover (lost transactions), a caught-up replica reports no lag (health would stay down until the new primary passes the old TXID)', async () => {
     const hosts = await startHosts({ cluster: { readYourWritesMs: false } });
     const { standIn, members } = hosts;
     await joined(hosts, 'node-b', 'node-c');
@@ -281,7 +281,7 @@ describe('multi-host review: adversarial tests', () => {
     proxy!.up();
   });
 
-  it("[FAILS TODAY] the primary's event stream is down when LiteFS moves the lease: its writes in the gap fail with NOT_PRIMARY or go to the new primary, never a driver error, and its storage health is not left failing", async () => {
+  it("the primary's event stream is down when LiteFS moves the lease: its writes in the gap fail with NOT_PRIMARY or go to the new primary, never a driver error, and its storage health is not left failing", async () => {
     let proxy: EventsProxy | undefined;
     const hosts = await startHosts({
       before: async (standIn) => void (proxy = await EventsProxy.start(standIn.node('node-a').eventsUrl)),

@@ -660,5 +660,5 @@ describe('ledger demo on several hosts (LiteFS stand-in: one process and one dat
       }
     }
     expect(a.output()).toContain('several hosts (litefs)');
-  });
+  }, 120_000);
 });

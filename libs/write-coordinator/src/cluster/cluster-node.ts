@@ -17,7 +17,10 @@ const GOODBYE_FLUSH_MS = 1_000;
  * it is the primary, for the election to say the primary moved (LiteFS takes the lease away before
  * its event arrives), to tell `NOT_PRIMARY` from a failing disk.
  */
-const DEMOTION_GRACE_MS = 1_000;
+const DEMOTION_GRACE_MS = 2_000;
+
+/** How often the election is asked to look again meanwhile. */
+const RECHECK_MS = 50;
 
 /** How many of the largest frames a secondary may leave unread before the primary drops it. */
 const BACKLOG_FRAMES = 4;
@@ -187,7 +190,11 @@ export class ClusterNode {
   async explainFailure(error: unknown, context: { jobId?: string; label?: string } = {}): Promise<unknown> {
     if (!this.election.writesNeedPrimary || error instanceof NotPrimaryError) return error;
     if (!isStorageFailure(sqliteCode(error))) return error;
-    if (this.election.view().kind === 'primary') await this.nextChange(performance.now() + DEMOTION_GRACE_MS);
+    const deadline = performance.now() + DEMOTION_GRACE_MS;
+    while (this.election.view().kind === 'primary' && performance.now() < deadline) {
+      this.election.recheck?.(); // LiteFS with its stream down: read .primary again, every RECHECK_MS
+      await this.nextChange(Math.min(deadline, performance.now() + RECHECK_MS));
+    }
     if (this.election.view().kind === 'primary') return error;
     return new NotPrimaryError(this.primaryHost(), { ...context, cause: error });
   }
@@ -386,6 +393,7 @@ export class ClusterNode {
         missed: (count, exact) => this.observer.changesMissed?.(count, exact),
         change: (change) => this.host.publishRemote(change),
         primaryPosition: (txid) => this.noteUnreached(txid),
+        newPrimary: () => (this.unreached = []),
       },
       this.host.log,
     );
@@ -410,9 +418,12 @@ export class ClusterNode {
       if (!this.election.claim()) this.promoting = this.stepDown().finally(() => (this.promoting = undefined));
       return;
     }
+    const view = this.election.view();
     const host = this.primaryHost();
     if (this.link.connected && host !== this.linkHost) {
-      this.link.dropChannel(`the primary is now ${host ?? 'unknown'}`);
+      this.link.dropChannel(
+        view.kind === 'primary' ? 'this host is the primary now' : `the primary is now ${host ?? 'unknown'}`,
+      );
     }
     void this.tick();
   }

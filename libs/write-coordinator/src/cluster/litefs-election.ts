@@ -117,6 +117,14 @@ export class LiteFsElection implements PrimaryElection {
   /** Nothing to give up: LiteFS holds the lease. */
   release(): void {}
 
+  /**
+   * Reads `.primary` again now when the view rests on it (the stream is down): the database file
+   * just refused a write, so the lease may have moved while the stream could not say so.
+   */
+  recheck(): void {
+    if (!this.streamUp || this.heardView === undefined) this.poll();
+  }
+
   /** Unsubscribes from the stream and stops polling. Idempotent. */
   stop(): void {
     if (this.stopped) return;

@@ -39,6 +39,12 @@ export interface PrimaryElection {
    * means it must step down.
    */
   claim(): boolean;
+  /**
+   * Looks again now, when the view may be stale (LiteFS: `.primary` read again while the event
+   * stream is down): called when the database file refused a write on a host that thinks it is
+   * the primary. Optional: strategies that always know need none.
+   */
+  recheck?(): void;
   /** Gives up the role claimed (lock: frees it; others: nothing to do). */
   release(): void;
   /** Stops watching. Idempotent. */

@@ -15,6 +15,22 @@ import type { ClusterTransport, Frame, FrameChannel } from './transport';
 /** Codes with which a primary going away refuses a request it certainly did not run: resend elsewhere. */
 const STEPPING_DOWN = new Set(['DRAINING', 'SHUTDOWN', 'COORDINATOR_NOT_READY', 'NOT_PRIMARY']);
 
+/**
+ * Connection failures that only mean "no primary to talk to right now" (none known, nobody
+ * listening yet, a primary going away): retried quietly. Anything else is worth a human's look.
+ */
+const ROUTINE_CONNECT_FAILURES = new Set([
+  'ENOPRIMARY',
+  'ENOENT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
 /** What the link reports to its cluster node. */
 export interface LinkEvents {
   /** The channel to the primary closed (or the primary refused the handshake). */
@@ -27,6 +43,8 @@ export interface LinkEvents {
   change(change: WriteChange): void;
   /** The primary reported its replication position (LiteFS TXID): in pongs, welcomes and answers. */
   primaryPosition?(txid: number): void;
+  /** The link now talks to another primary than before (a new epoch): its positions start over. */
+  newPrimary?(): void;
 }
 
 /** A forwarded write waiting for its outcome. */
@@ -155,7 +173,8 @@ export class PrimaryLink {
     let channel: FrameChannel;
     try {
       channel = await this.transport.connect(this.settings.handshakeTimeoutMs);
-    } catch {
+    } catch (error) {
+      this.noteConnectFailure(error);
       return false;
     }
     if (this.closed) {
@@ -163,6 +182,21 @@ export class PrimaryLink {
       return false;
     }
     return (await this.handshake(channel)) && this.connected;
+  }
+
+  /**
+   * A connection attempt failed. Nobody listening (no primary yet, one starting or gone) is routine
+   * and retried quietly; a refusal that retrying cannot fix by itself (a wrong secret: `401`, an
+   * unusable URL, a certificate refused) is quoted in the callers' `UNAVAILABLE` errors and logged
+   * once per distinct reason.
+   */
+  private noteConnectFailure(error: unknown): void {
+    const code = (error as { code?: unknown } | undefined)?.code;
+    if (typeof code === 'string' && ROUTINE_CONNECT_FAILURES.has(code)) return;
+    const reason = error instanceof Error ? error.message : String(error);
+    const quoted = `the primary could not be reached: ${reason}`;
+    if (quoted !== this.refusal) this.log.error(`cluster: ${quoted}`);
+    this.refusal = quoted;
   }
 
   /**
@@ -353,6 +387,12 @@ export class PrimaryLink {
     this.steppingDown = false;
     this.refusal = undefined;
     this.primaryPid = typeof welcome.pid === 'number' ? welcome.pid : undefined;
+    if (welcome.epoch !== this.epoch) {
+      // Another primary: its positions start over from its own history (after an unclean
+      // failover they can be lower than the last one the previous primary reported).
+      this.primaryPosition = undefined;
+      this.events.newPrimary?.();
+    }
     this.notePosition(welcome.txid);
     this.noteMissed(welcome);
     this.lastFrameAt = performance.now();

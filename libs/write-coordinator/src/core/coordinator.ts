@@ -513,9 +513,18 @@ export class Coordinator {
         clusterParts(options, databaseFile, maxFrameBytes, this.log),
         maxFrameBytes,
         this.forwarded,
-        this.clusterObserver,
+        {
+          ...this.clusterObserver,
+          roleChanged: (role, previous, primaryPid) => {
+            // A host that stopped being the primary writes nothing: failures its file gave while
+            // the lease moved away say nothing about a disk (health would stay down for good).
+            if (role === 'secondary' && previous === 'primary') this.storage.clear();
+            this.clusterObserver.roleChanged?.(role, previous, primaryPid);
+          },
+        },
       );
     } catch (error) {
+      if (error instanceof InvalidOptionsError) throw error; // names its own field already
       const message = error instanceof Error ? error.message : String(error);
       throw new InvalidOptionsError(
         'cluster',

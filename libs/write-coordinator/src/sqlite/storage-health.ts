@@ -26,6 +26,11 @@ export class StorageHealth {
     this.consecutive = 0;
   }
 
+  /** This process stopped writing the file (it is no longer the primary): nothing is failing now. */
+  clear(): void {
+    this.consecutive = 0;
+  }
+
   failed(error: unknown): void {
     const code = sqliteCode(error);
     if (!isStorageFailure(code)) return;
