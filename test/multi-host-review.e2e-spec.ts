@@ -1,11 +1,6 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, get, IncomingMessage, Server, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { compileLibrary } from './fixtures/compiled-library';
-import { createSchema, Member, rowsPerTag } from './fixtures/cluster-members';
-import { freePort } from './fixtures/demo-process';
-import { LiteFsStandIn } from './litefs-stand-in/stand-in';
+import { Member, rowsPerTag } from './fixtures/cluster-members';
+import { clusterOf, joined, NODES, tags, until, useStandInHosts } from './fixtures/stand-in-hosts';
 
 /**
  * Hostile review of the multi-host work (issue 13): each test tries to break one promise of
@@ -15,29 +10,13 @@ import { LiteFsStandIn } from './litefs-stand-in/stand-in';
  */
 jest.setTimeout(60_000);
 
-const NODES = ['node-a', 'node-b', 'node-c'] as const;
 const SECRET = 'multi-host-review-secret';
 
-let lib: ReturnType<typeof compileLibrary>;
-beforeAll(() => (lib = compileLibrary()));
-afterAll(() => lib.cleanup());
+const hostsOf = useStandInHosts('wc-multi-host-review-', SECRET);
+const startHosts = hostsOf.start;
 
-interface Hosts {
-  standIn: LiteFsStandIn;
-  members: Record<string, Member>;
-  root: string;
-  ports: Record<string, number>;
-}
-
-const running: Hosts[] = [];
 const proxies: EventsProxy[] = [];
 afterEach(async () => {
-  for (const hosts of running.splice(0)) {
-    for (const member of Object.values(hosts.members)) member.kill();
-    await Promise.all(Object.values(hosts.members).map((member) => member.exited));
-    await hosts.standIn.stop();
-    rmSync(hosts.root, { recursive: true, force: true });
-  }
   for (const proxy of proxies.splice(0)) await proxy.close();
 });
 
@@ -97,73 +76,7 @@ class EventsProxy {
   }
 }
 
-/** The `cluster` option of one host on the stand-in. */
-function clusterOf(standIn: LiteFsStandIn, name: string, extra: Record<string, unknown> = {}) {
-  const node = standIn.node(name);
-  return {
-    secret: SECRET,
-    heartbeatMs: 200,
-    primary: { strategy: 'litefs', mountDir: node.mountDir, eventsUrl: node.eventsUrl },
-    ...extra,
-  };
-}
-
-interface HostOptions {
-  delayMs?: number;
-  /** Extra `cluster` fields, for every host or (a function) per host. */
-  cluster?: Record<string, unknown> | ((name: string, standIn: LiteFsStandIn) => Record<string, unknown>);
-  /** Extra environment, for every host or per host. */
-  env?: Record<string, string> | ((name: string) => Record<string, string>);
-  /** Extra coordinator options. */
-  options?: Record<string, unknown>;
-  /** Called after the stand-in started, before the members (e.g. to start an events proxy). */
-  before?: (standIn: LiteFsStandIn) => Promise<void>;
-}
-
-/** Three hosts on the stand-in (node-a the primary), the schema replicated, one member per host. */
-async function startHosts(options: HostOptions = {}): Promise<Hosts> {
-  const root = mkdtempSync(join(tmpdir(), 'wc-multi-host-review-'));
-  mkdirSync(join(root, 'node-a'));
-  createSchema(join(root, 'node-a', 'app.db'));
-  const standIn = await LiteFsStandIn.start({
-    root,
-    nodes: NODES,
-    primary: 'node-a',
-    replicationDelayMs: options.delayMs ?? 20,
-  });
-  const ports: Record<string, number> = {};
-  for (const name of NODES) ports[name] = await freePort();
-  const hosts: Hosts = { standIn, members: {}, root, ports };
-  running.push(hosts);
-  await options.before?.(standIn);
-  for (const name of NODES) {
-    const node = standIn.node(name);
-    const extra = typeof options.cluster === 'function' ? options.cluster(name, standIn) : options.cluster;
-    const env = typeof options.env === 'function' ? options.env(name) : options.env;
-    hosts.members[name] = await Member.start(
-      lib.core,
-      node.databasePath,
-      clusterOf(standIn, name, extra),
-      options.options ?? {},
-      { ...node.env, HOSTNAME: name, HOST_PORTS: JSON.stringify(ports), READ_AFTER_WRITE: '1', ...env },
-    );
-  }
-  return hosts;
-}
-
-/** Waits until `check()` holds (polling), or fails naming `what`. */
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Tags `prefix-0` … `prefix-(n-1)`. */
-const tags = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
 type Replication = { position?: number; primaryPosition?: number; behind: number; lagMs: number };
 
@@ -171,20 +84,12 @@ async function replicationOf(member: Member): Promise<Replication> {
   return (await member.metrics()).cluster.replication as Replication;
 }
 
-async function joined(hosts: Hosts, ...names: string[]): Promise<void> {
-  for (const name of names) {
-    await until(
-      `${name} to connect to the primary`,
-      async () => (await hosts.members[name].metrics()).cluster.peers === 1,
-    );
-  }
-}
-
 describe('multi-host review: adversarial tests', () => {
   it('a replica with the wrong secret: its callers get a clear refusal (not a bare "no primary accepted it"), logged', async () => {
     const hosts = await startHosts({
       env: (name) => (name === 'node-c' ? { LOG_WARN: '1' } : ({} as Record<string, string>)),
-      cluster: (name, standIn) => (name === 'node-c' ? { ...clusterOf(standIn, name), secret: 'not-the-secret' } : {}),
+      cluster: (name, standIn) =>
+        name === 'node-c' ? { ...clusterOf(standIn, name, SECRET), secret: 'not-the-secret' } : {},
     });
     const c = hosts.members['node-c'];
     const outcome = await c.write(['wrong-secret'], { timeoutMs: 3_000 });

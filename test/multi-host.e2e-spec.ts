@@ -1,12 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { compileLibrary } from './fixtures/compiled-library';
-import { createSchema, Member, rowsPerTag } from './fixtures/cluster-members';
-import { freePort } from './fixtures/demo-process';
-import { LiteFsStandIn } from './litefs-stand-in/stand-in';
+import { rowsPerTag } from './fixtures/cluster-members';
+import { NODES, replicatedRows, tags, until, useStandInHosts } from './fixtures/stand-in-hosts';
 
 /**
  * Several hosts on LiteFS (`cluster.primary: { strategy: 'litefs' }`), on the LiteFS stand-in (a
@@ -16,94 +11,8 @@ import { LiteFsStandIn } from './litefs-stand-in/stand-in';
  */
 jest.setTimeout(180_000);
 
-const NODES = ['node-a', 'node-b', 'node-c'] as const;
 const SECRET = 'multi-host-test-secret';
-
-let lib: ReturnType<typeof compileLibrary>;
-beforeAll(() => (lib = compileLibrary()));
-afterAll(() => lib.cleanup());
-
-interface Hosts {
-  standIn: LiteFsStandIn;
-  members: Record<string, Member>;
-  root: string;
-  ports: Record<string, number>;
-}
-
-const running: Hosts[] = [];
-afterEach(async () => {
-  for (const hosts of running.splice(0)) {
-    for (const member of Object.values(hosts.members)) member.kill();
-    await Promise.all(Object.values(hosts.members).map((member) => member.exited));
-    await hosts.standIn.stop();
-    rmSync(hosts.root, { recursive: true, force: true });
-  }
-});
-
-/** The `cluster` option of one host (its forwarding port and the others' come from HOST_PORTS). */
-function clusterOf(standIn: LiteFsStandIn, name: string, extra: Record<string, unknown> = {}) {
-  const node = standIn.node(name);
-  return {
-    secret: SECRET,
-    heartbeatMs: 200,
-    primary: { strategy: 'litefs', mountDir: node.mountDir, eventsUrl: node.eventsUrl },
-    ...extra,
-  };
-}
-
-/** Three hosts on the stand-in (node-a the primary), the schema replicated, one member per host. */
-async function startHosts(
-  options: { delayMs?: number; cluster?: Record<string, unknown>; env?: Record<string, string> } = {},
-): Promise<Hosts> {
-  const root = mkdtempSync(join(tmpdir(), 'wc-multi-host-'));
-  mkdirSync(join(root, 'node-a'));
-  createSchema(join(root, 'node-a', 'app.db')); // copied to every node by the stand-in at start
-  const standIn = await LiteFsStandIn.start({
-    root,
-    nodes: NODES,
-    primary: 'node-a',
-    replicationDelayMs: options.delayMs ?? 20,
-  });
-  const ports: Record<string, number> = {};
-  for (const name of NODES) ports[name] = await freePort();
-  const hosts: Hosts = { standIn, members: {}, root, ports };
-  running.push(hosts);
-  for (const name of NODES) {
-    const node = standIn.node(name);
-    hosts.members[name] = await Member.start(
-      lib.core,
-      node.databasePath,
-      clusterOf(standIn, name, options.cluster),
-      {},
-      {
-        ...node.env,
-        HOSTNAME: name,
-        HOST_PORTS: JSON.stringify(ports),
-        READ_AFTER_WRITE: '1',
-        ...options.env,
-      },
-    );
-  }
-  return hosts;
-}
-
-/** Waits until `check()` holds (polling), or fails naming `what`. */
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** Tags `prefix-0` … `prefix-(n-1)`. */
-const tags = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
-
-/** Every node's rows per tag, once replication caught up. */
-async function replicatedRows(hosts: Hosts): Promise<Record<string, Map<string, number>>> {
-  await hosts.standIn.waitForReplication({ timeoutMs: 20_000 });
-  return Object.fromEntries(NODES.map((name) => [name, rowsPerTag(hosts.standIn.node(name).databasePath)]));
-}
+const startHosts = useStandInHosts('wc-multi-host-', SECRET).start;
 
 describe('several hosts on LiteFS (the stand-in)', () => {
   it('3 hosts × 64 callers: every acknowledged write exactly once on every host, and seen by a read on the host that forwarded it', async () => {
