@@ -84,6 +84,19 @@ async function replicationOf(member: Member): Promise<Replication> {
   return (await member.metrics()).cluster.replication as Replication;
 }
 
+/** Three hosts where `name` hears LiteFS's events through an {@link EventsProxy} the test can cut. */
+async function withEventsProxy(name: string, pollMs: number) {
+  let proxy: EventsProxy | undefined;
+  const hosts = await startHosts({
+    before: async (standIn) => void (proxy = await EventsProxy.start(standIn.node(name).eventsUrl)),
+    cluster: (host, standIn) =>
+      host === name
+        ? { primary: { strategy: 'litefs', mountDir: standIn.node(host).mountDir, eventsUrl: proxy!.url, pollMs } }
+        : {},
+  });
+  return { hosts, proxy: proxy! };
+}
+
 describe('multi-host review: adversarial tests', () => {
   it('a replica with the wrong secret: its callers get a clear refusal (not a bare "no primary accepted it"), logged', async () => {
     const hosts = await startHosts({
@@ -162,49 +175,21 @@ describe('multi-host review: adversarial tests', () => {
   });
 
   it("the primary's event stream dies (LiteFS restarts): it keeps writing, as LiteFS last said it is the primary", async () => {
-    let proxy: EventsProxy | undefined;
-    const hosts = await startHosts({
-      before: async (standIn) => void (proxy = await EventsProxy.start(standIn.node('node-a').eventsUrl)),
-      cluster: (name, standIn) =>
-        name === 'node-a'
-          ? {
-              primary: {
-                strategy: 'litefs',
-                mountDir: standIn.node(name).mountDir,
-                eventsUrl: proxy!.url,
-                pollMs: 200,
-              },
-            }
-          : {},
-    });
+    const { hosts, proxy } = await withEventsProxy('node-a', 200);
     await joined(hosts, 'node-b', 'node-c');
-    proxy!.down();
+    proxy.down();
     await sleep(800); // several polls of .primary: absent, and LiteFS's last word was "primary"
     expect((await hosts.members['node-a'].metrics()).cluster.role).toBe('primary');
     const outcomes = await Promise.all(NODES.map((name) => hosts.members[name].write(tags(`blind-${name}`, 5))));
     expect(outcomes.flatMap((outcome) => [...outcome.nacks])).toEqual([]);
-    proxy!.up();
+    proxy.up();
   });
 
   it("the primary's event stream is down when LiteFS moves the lease: its writes in the gap fail with NOT_PRIMARY or go to the new primary, never a driver error, and its storage health is not left failing", async () => {
-    let proxy: EventsProxy | undefined;
-    const hosts = await startHosts({
-      before: async (standIn) => void (proxy = await EventsProxy.start(standIn.node('node-a').eventsUrl)),
-      cluster: (name, standIn) =>
-        name === 'node-a'
-          ? {
-              primary: {
-                strategy: 'litefs',
-                mountDir: standIn.node(name).mountDir,
-                eventsUrl: proxy!.url,
-                pollMs: 2_500,
-              },
-            }
-          : {},
-    });
+    const { hosts, proxy } = await withEventsProxy('node-a', 2_500);
     const { standIn, members } = hosts;
     await joined(hosts, 'node-b', 'node-c');
-    proxy!.down();
+    proxy.down();
     await sleep(300);
     await standIn.promote('node-b');
     // node-a has not heard of it yet (no stream; .primary read every 2.5 s): its writes hit a file
@@ -222,24 +207,10 @@ describe('multi-host review: adversarial tests', () => {
   });
 
   it("a replica's event stream dies: it follows a primary change through .primary", async () => {
-    let proxy: EventsProxy | undefined;
-    const hosts = await startHosts({
-      before: async (standIn) => void (proxy = await EventsProxy.start(standIn.node('node-c').eventsUrl)),
-      cluster: (name, standIn) =>
-        name === 'node-c'
-          ? {
-              primary: {
-                strategy: 'litefs',
-                mountDir: standIn.node(name).mountDir,
-                eventsUrl: proxy!.url,
-                pollMs: 200,
-              },
-            }
-          : {},
-    });
+    const { hosts, proxy } = await withEventsProxy('node-c', 200);
     const { standIn, members } = hosts;
     await joined(hosts, 'node-b', 'node-c');
-    proxy!.down();
+    proxy.down();
     expect((await members['node-c'].write(['stream-down-1'])).nacks).toEqual(new Map());
     await standIn.promote('node-b');
     await until(

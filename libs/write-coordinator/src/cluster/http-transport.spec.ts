@@ -6,6 +6,7 @@ import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from './frame-codec';
 import { FrameError } from './frame-error';
 import { HTTP_UPGRADE_PROTOCOL, HttpTransport, type HttpTransportOptions } from './http-transport';
 import type { Frame, FrameChannel, FrameServer } from './transport';
+import { closed, frames } from './__fixtures__/channel-frames';
 
 /** Real HTTP(S) servers and clients on loopback; the TLS pair is a committed self-signed fixture. */
 const MAX = 2048;
@@ -72,21 +73,6 @@ function clientFor(url: string, options: Partial<HttpTransportOptions> = {}): Ht
   return transport({ target: () => url, ...options });
 }
 
-/** Collects `count` frames from a channel. */
-function frames(channel: FrameChannel, count: number): Promise<Frame[]> {
-  const seen: Frame[] = [];
-  return new Promise((resolve, reject) => {
-    channel.onFrame((frame) => {
-      seen.push(frame);
-      if (seen.length === count) resolve(seen);
-    });
-    channel.onClose((error) => reject(error ?? new Error(`closed after ${seen.length} of ${count} frames`)));
-  });
-}
-
-function closed(channel: FrameChannel): Promise<Error | undefined> {
-  return new Promise((resolve) => channel.onClose(resolve));
-}
 
 /** Resolves once `predicate` holds (polled), or fails after `ms`: a liveness bound, not a speed check. */
 async function until(predicate: () => boolean, ms = 5_000): Promise<void> {

@@ -8,6 +8,7 @@ import { FrameError, type FrameErrorReason } from './frame-error';
 import type { Frame, FrameChannel, FrameServer } from './transport';
 import { MAX_SOCKET_PATH_BYTES, UnixSocketTransport, defaultSocketPath } from './unix-socket-transport';
 import { prng } from '../../../../test/fixtures/fuzz/fuzz-plan';
+import { closed, frames } from './__fixtures__/channel-frames';
 
 /**
  * Real Unix domain sockets in a temporary directory. FUZZ_CONNECTIONS / FUZZ_SEED widen or replay
@@ -50,21 +51,6 @@ async function listen(): Promise<{ server: FrameServer; accepted: FrameChannel[]
   return { server, accepted, next };
 }
 
-/** Collects `count` frames from a channel. */
-function frames(channel: FrameChannel, count: number): Promise<Frame[]> {
-  const seen: Frame[] = [];
-  return new Promise((resolve, reject) => {
-    channel.onFrame((frame) => {
-      seen.push(frame);
-      if (seen.length === count) resolve(seen);
-    });
-    channel.onClose((error) => reject(error ?? new Error(`closed after ${seen.length} of ${count} frames`)));
-  });
-}
-
-function closed(channel: FrameChannel): Promise<Error | undefined> {
-  return new Promise((resolve) => channel.onClose(resolve));
-}
 
 /** A raw client: writes bytes, then ends; resolves with the frames it read back once the socket closed. */
 function rawExchange(chunks: Buffer[], end = true): Promise<{ frames: Frame[]; error?: Error }> {
