@@ -89,6 +89,23 @@ describe('several hosts on LiteFS (the stand-in)', () => {
     expect(writers).toEqual(new Set([members['node-a'].pid, members['node-b'].pid]));
   });
 
+  it('writes the old primary was running itself (no request id) when the lease moved go to the new primary: all answered, each once', async () => {
+    const hosts = await startHosts({ delayMs: 10 });
+    const { members, standIn } = hosts;
+    const writing = members['node-a'].write(tags('no-id', 400), { concurrency: 32, withoutRequestId: true });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await standIn.promote('node-b');
+    const outcome = await writing;
+    expect([...outcome.nacks.entries()]).toEqual([]);
+    const writers = new Set([...outcome.acks.values()].map((value) => value.by));
+    expect(writers).toEqual(new Set([members['node-a'].pid, members['node-b'].pid]));
+    const rows = await replicatedRows(hosts);
+    for (const name of NODES) {
+      expect([...rows[name].entries()].filter(([, n]) => n !== 1)).toEqual([]);
+      expect(rows[name].size).toBe(400);
+    }
+  });
+
   it('a request whose first run had replicated is answered from the dedupe table when retried after a primary change', async () => {
     const hosts = await startHosts();
     const { members, standIn } = hosts;

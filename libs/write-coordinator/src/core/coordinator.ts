@@ -316,11 +316,23 @@ export class Coordinator {
       ...options,
       label,
     });
-    if (!mayFollow) return local;
+    return mayFollow ? this.followPrimary(local, call!, meta, { ...options, label }) : local;
+  }
+
+  /**
+   * Several hosts: `local`, a forwardable write this host ran as the primary, unless its file
+   * refused it because the primary moved away meanwhile (`NOT_PRIMARY`: nothing was written):
+   * then `call` goes to the new primary.
+   */
+  private followPrimary(
+    local: Promise<unknown>,
+    call: ForwardedCall,
+    meta: WriteRequest['meta'],
+    options: WriteOptions,
+  ): Promise<unknown> {
     return local.catch((error: unknown) => {
-      // NOT_PRIMARY: the file refused it, nothing was written.
       if (!(error instanceof NotPrimaryError)) throw error;
-      return this.forward(call!, meta, { ...options, label });
+      return this.forward(call, meta, options);
     });
   }
 
@@ -331,32 +343,22 @@ export class Coordinator {
    */
   callForwardable(name: string, args: unknown[], local: () => unknown, options: WriteOptions): Promise<unknown> {
     // Not registered here (a request-scoped provider): not on the primary either, so it runs here.
-    const forwardable = this.cluster?.joined && !this.scope.isInside && this.forwarded.has(name);
-    if (forwardable && this.cluster!.isPrimary && this.cluster!.writesNeedPrimary) {
-      // Several hosts: if the primary moves away under this run (NOT_PRIMARY: nothing written),
-      // the arguments as they were before it go to the new primary.
-      let json: unknown[];
-      try {
-        json = JSON.parse(JSON.stringify(args)) as unknown[];
-      } catch {
-        return this.run(local, options);
-      }
-      return this.run(local, options).catch((error: unknown) => {
-        if (!(error instanceof NotPrimaryError)) throw error;
-        return this.forward({ op: 'call', name, args: json }, undefined, options);
-      });
-    }
-    if (!forwardable || this.cluster!.isPrimary) return this.run(local, options);
+    const cluster = this.cluster?.joined && !this.scope.isInside && this.forwarded.has(name) ? this.cluster : undefined;
+    // On the primary it runs here; on several hosts it may have to follow a primary that moves away.
+    if (!cluster || (cluster.isPrimary && !cluster.writesNeedPrimary)) return this.run(local, options);
     let json: unknown[];
     try {
       // A snapshot: a resend after a failover must carry the same arguments, whatever the caller
-      // does with its objects meanwhile (another fingerprint would be refused as a reused id).
+      // (or a run here) does with its objects meanwhile (another fingerprint would be refused as a reused id).
       json = JSON.parse(JSON.stringify(args)) as unknown[];
     } catch (error) {
+      if (cluster.isPrimary) return this.run(local, options); // it runs here; it just could not follow
       const detail = `the arguments of '${name}' cannot be sent to the primary as JSON (${String(error)})`;
       return this.queue.refuse(options.label, (job) => new InvalidParamsError(detail, { ...job, cause: error }));
     }
-    return this.forward({ op: 'call', name, args: json }, undefined, options);
+    const call: ForwardedCall = { op: 'call', name, args: json };
+    if (!cluster.isPrimary) return this.forward(call, undefined, options);
+    return this.followPrimary(this.run(local, options), call, undefined, options);
   }
 
   /** @internal Registers a `@SerializedWrite({ forward: true })` method; called by the explorer at bootstrap. */
