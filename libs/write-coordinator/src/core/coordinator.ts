@@ -656,23 +656,26 @@ export class Coordinator {
     if (!writer) {
       return this.queue.refuse(options.label, (job) => new CoordinatorNotReadyError(this.notReadyReason(), job));
     }
+    const start = (ctx: JobContext): Promise<T> => {
+      // Between jobs, before this one's BEGIN: a TRUNCATE checkpoint when the WAL is past its limit.
+      const checkpoint = this.wal?.beforeJob(ctx);
+      return checkpoint ? checkpoint.then(() => run(ctx, writer)) : run(ctx, writer);
+    };
     // Several hosts (litefs, static): only the primary's database file takes writes.
     const cluster = this.cluster?.writesNeedPrimary ? this.cluster : undefined;
-    if (cluster?.localWriteRefusal()) {
+    if (!cluster) return this.queue.enqueue(start, options);
+    if (cluster.localWriteRefusal()) {
       return this.queue.refuse(options.label, (job) => cluster.localWriteRefusal(job)!);
     }
     let ctxOf: JobContext | undefined;
     const done = this.queue.enqueue((ctx) => {
       ctxOf = ctx;
       // A host that learnt it is no longer the primary refuses what is still queued, before BEGIN.
-      const refusal = cluster?.localWriteRefusal(ctx);
-      if (refusal) return Promise.reject(refusal);
-      // Between jobs, before this one's BEGIN: a TRUNCATE checkpoint when the WAL is past its limit.
-      const checkpoint = this.wal?.beforeJob(ctx);
-      return checkpoint ? checkpoint.then(() => run(ctx, writer)) : run(ctx, writer);
+      const refusal = cluster.localWriteRefusal(ctx);
+      return refusal ? Promise.reject(refusal) : start(ctx);
     }, options);
     // Explained outside the job: the drain (and a batch's transaction) never waits for the election.
-    return cluster ? done.catch((error: unknown) => this.explainFailure(cluster, error, ctxOf)) : done;
+    return done.catch((error: unknown) => this.explainFailure(cluster, error, ctxOf));
   }
 
   /**
