@@ -13,12 +13,14 @@
 // At 1 caller the three alternate in slices (so machine noise hits all alike): p50/p90/p99. At
 // `--callers` per host (16): each side alone (the others idle), then all three hosts at once:
 // jobs/s and p99. With the replication delay `--delay` (5 ms), then the 1-caller slices and (b) at
-// `--callers` again with `--compare-delay` (50 ms, the stand-in's default). A fresh stand-in per round;
-// medians over rounds. After each answer the caller reads its row on its own host (outside the
-// measured time): "unseen" counts the reads that missed it. Latency is measured in the caller (the
+// `--callers` again with `--compare-delay` (50 ms, the stand-in's default). Fresh hosts on a fresh
+// stand-in for each of the three phases of a round (the stand-in copies the whole database every
+// replication round: a grown database would slow the later phases); medians over rounds. After each
+// answer the caller reads its row on its own host (outside the measured time): "unseen" counts the
+// reads that missed it. Latency is measured in the caller (the
 // member process); jobs/s = acknowledged / (last answer − first start).
 // Not a test: it prints figures (stdout; progress on stderr), it asserts nothing.
-// Usage: npm run bench:multi-host [-- --rounds 3] [--jobs 100] [--lone 300] [--callers 16]
+// Usage: npm run bench:multi-host [-- --rounds 3] [--jobs 100] [--lone 400] [--callers 16]
 //          [--delay 5] [--compare-delay 50] [--json <file>]   (or: npm run bench -- --multi-host …)
 //   --root <repo>: the repository whose build (dist/, as `nest build` leaves it) to measure
 //   --jobs: per caller per run at --callers; --lone: jobs per side per round at one caller
@@ -184,10 +186,10 @@ async function poll(what, condition, timeoutMs = 20_000) {
  * A fresh stand-in (node-a the primary, the `rows` table created there and copied to the others)
  * and one host process per node; resolves once node-b and node-c are connected to node-a.
  */
-async function startHosts(root) {
+async function startHosts(root, delayMs) {
   mkdirSync(join(root, 'node-a'));
   await (await openRows(join(root, 'node-a', 'app.db'))).destroy();
-  const standIn = await LiteFsStandIn.start({ root, nodes: NODES, primary: 'node-a', replicationDelayMs: DELAY });
+  const standIn = await LiteFsStandIn.start({ root, nodes: NODES, primary: 'node-a', replicationDelayMs: delayMs });
   const ports = {};
   for (const name of NODES) ports[name] = await freePort();
   const hosts = {};
@@ -327,77 +329,100 @@ const errorText = (errors) =>
         .join(', ');
 const progress = (text, started) => process.stderr.write(`${text}  (${Math.round((Date.now() - started) / 1000)} s)\n`);
 
-/** One round on a fresh stand-in: every measurement, in a fixed order, rotated between rounds. */
-async function round(index, started) {
+/**
+ * Starts fresh hosts on a fresh stand-in with `delayMs`, warms every host up, runs `phase(hosts,
+ * standIn)` (which returns its figures and how many writes it had acknowledged), closes the hosts and
+ * checks that every node holds exactly the rows acknowledged. A fresh database per phase: the stand-in
+ * copies the whole database each replication round, so its size would otherwise carry over.
+ */
+async function onFreshHosts(name, delayMs, phase) {
   const root = mkdtempSync(join(tmpdir(), 'wc-bench-multi-host-'));
-  const { standIn, hosts } = await startHosts(root);
-  const result = { delayMs: DELAY, compareDelayMs: COMPARE_DELAY || undefined };
-  let acknowledged = 0;
-  const count = (figures) => (acknowledged += figures.acknowledged);
-  const tag = `round ${index}/${ROUNDS}`;
+  const { standIn, hosts } = await startHosts(root, delayMs);
   try {
     const warm = await go(Object.values(hosts), 4, WARMUP);
-    acknowledged += sum(warm.map((s) => s.acknowledged));
-
-    result.lone = LONE > 0 ? await lone(hosts) : undefined;
-    if (result.lone) {
-      Object.values(result.lone).forEach(count);
-      const l = result.lone;
-      progress(
-        `${tag}  delay ${DELAY} ms, 1 caller   p50 local ${fmt(l.local.p50Ms, 2)} / RYW ${fmt(l.ryw.p50Ms, 2)} / ` +
-          `no RYW ${fmt(l.noRyw.p50Ms, 2)} ms  p99 ${fmt(l.local.p99Ms, 2)} / ${fmt(l.ryw.p99Ms, 2)} / ${fmt(l.noRyw.p99Ms, 2)} ms`,
-        started,
-      );
-    }
-    // Each side alone at CALLERS, in an order rotated per round, then all three hosts at once.
-    result.loaded = {};
-    const order = SIDES.map((_, i) => SIDES[(i + index - 1) % SIDES.length]);
-    for (const side of order) {
-      const run = await loaded([hosts[side.host]]);
-      result.loaded[side.key] = run;
-      count(run);
-      progress(
-        `${tag}  delay ${DELAY} ms, ${CALLERS} callers  ${side.label.padEnd(40)} ${fmt(run.jobsPerSecond).padStart(5)} jobs/s  ` +
-          `p50 ${fmt(run.p50Ms, 2)} ms  p99 ${fmt(run.p99Ms, 2)} ms  unseen ${run.unseen}  errors ${errorText(run.errors)}`,
-        started,
-      );
-    }
-    const all = await loaded(NODES.map((name) => hosts[name]));
-    result.allHosts = all;
-    count(all);
-    progress(
-      `${tag}  delay ${DELAY} ms, ${CALLERS} callers on each of 3 hosts  ${fmt(all.jobsPerSecond)} jobs/s  ` +
-        SIDES.map((s) => `${s.host} p99 ${fmt(all.perHost[s.host].p99Ms, 2)} ms`).join(', ') +
-        `  errors ${errorText(all.errors)}`,
-      started,
-    );
-
-    if (COMPARE_DELAY > 0) {
-      standIn.setDelay(COMPARE_DELAY);
-      const compare = { lone: LONE > 0 ? await lone(hosts) : undefined };
-      if (compare.lone) Object.values(compare.lone).forEach(count);
-      compare.ryw = await loaded([hosts['node-b']]);
-      count(compare.ryw);
-      result.compare = compare;
-      progress(
-        `${tag}  delay ${COMPARE_DELAY} ms: 1 caller p50 local ${fmt(compare.lone?.local.p50Ms, 2)} / ` +
-          `RYW ${fmt(compare.lone?.ryw.p50Ms, 2)} / no RYW ${fmt(compare.lone?.noRyw.p50Ms, 2)} ms; ` +
-          `RYW × ${CALLERS} ${fmt(compare.ryw.jobsPerSecond)} jobs/s, p99 ${fmt(compare.ryw.p99Ms, 2)} ms`,
-        started,
-      );
-    }
+    const { figures, acknowledged } = await phase(hosts, standIn);
     for (const host of Object.values(hosts)) await host.close();
     const rows = await countRows(standIn);
-    result.acknowledged = acknowledged;
-    result.rowsPerNode = rows;
-    result.rowsEqualAcknowledged = rows.every((n) => n === acknowledged);
-    result.databaseBytes = databaseBytes(standIn.node('node-a').databasePath);
-    return result;
+    const expected = acknowledged + sum(warm.map((s) => s.acknowledged));
+    const check = {
+      phase: name,
+      acknowledged: expected,
+      rowsPerNode: rows,
+      rowsEqualAcknowledged: rows.every((n) => n === expected),
+      databaseBytes: databaseBytes(standIn.node('node-a').databasePath),
+    };
+    return { figures, check };
   } finally {
     for (const host of Object.values(hosts)) host.child.kill('SIGKILL');
     await standIn.stop();
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+const acknowledgedIn = (figures) => sum(Object.values(figures).map((f) => f.acknowledged));
+
+/**
+ * One round: (1) one caller per side, alternating, at `DELAY` and at `COMPARE_DELAY` (which first
+ * alternates between rounds); (2) `CALLERS` on each side alone (order rotated between rounds), then on
+ * all three hosts at once, at `DELAY`; (3) `CALLERS` on (b) at `COMPARE_DELAY`. Each on fresh hosts.
+ */
+async function round(index, started) {
+  const tag = `round ${index}/${ROUNDS}`;
+  const result = { delayMs: DELAY, compareDelayMs: COMPARE_DELAY || undefined, checks: [] };
+  const loneLine = (delay, l) =>
+    progress(
+      `${tag}  delay ${delay} ms, 1 caller   p50 local ${fmt(l.local.p50Ms, 2)} / RYW ${fmt(l.ryw.p50Ms, 2)} / ` +
+        `no RYW ${fmt(l.noRyw.p50Ms, 2)} ms  p99 ${fmt(l.local.p99Ms, 2)} / ${fmt(l.ryw.p99Ms, 2)} / ${fmt(l.noRyw.p99Ms, 2)} ms`,
+      started,
+    );
+  const loadedLine = (delay, label, run) =>
+    progress(
+      `${tag}  delay ${delay} ms, ${CALLERS} callers  ${label.padEnd(44)} ${fmt(run.jobsPerSecond).padStart(5)} jobs/s  ` +
+        `p50 ${fmt(run.p50Ms, 2)} ms  p99 ${fmt(run.p99Ms, 2)} ms  unseen ${run.unseen}  errors ${errorText(run.errors)}`,
+      started,
+    );
+
+  if (LONE > 0) {
+    const delays = COMPARE_DELAY > 0 ? [DELAY, COMPARE_DELAY] : [DELAY];
+    if (index % 2 === 0) delays.reverse();
+    const { figures, check } = await onFreshHosts('1 caller', delays[0], async (hosts, standIn) => {
+      const byDelay = {};
+      for (const delay of delays) {
+        standIn.setDelay(delay);
+        byDelay[delay] = await lone(hosts);
+        loneLine(delay, byDelay[delay]);
+      }
+      return { figures: byDelay, acknowledged: sum(Object.values(byDelay).map(acknowledgedIn)) };
+    });
+    result.lone = figures[DELAY];
+    result.compareLone = COMPARE_DELAY > 0 ? figures[COMPARE_DELAY] : undefined;
+    result.checks.push(check);
+  }
+
+  const many = await onFreshHosts(`${CALLERS} callers`, DELAY, async (hosts) => {
+    const figures = { alone: {} };
+    for (const side of SIDES.map((_, i) => SIDES[(i + index - 1) % SIDES.length])) {
+      figures.alone[side.key] = await loaded([hosts[side.host]]);
+      loadedLine(DELAY, `${side.label}, alone`, figures.alone[side.key]);
+    }
+    figures.allHosts = await loaded(NODES.map((name) => hosts[name]));
+    loadedLine(DELAY, 'all 3 hosts at once (total)', figures.allHosts);
+    return { figures, acknowledged: acknowledgedIn(figures.alone) + figures.allHosts.acknowledged };
+  });
+  result.loaded = many.figures.alone;
+  result.allHosts = many.figures.allHosts;
+  result.checks.push(many.check);
+
+  if (COMPARE_DELAY > 0) {
+    const compare = await onFreshHosts(`${CALLERS} callers, (b)`, COMPARE_DELAY, async (hosts) => {
+      const run = await loaded([hosts['node-b']]);
+      loadedLine(COMPARE_DELAY, `${SIDES[1].label}, alone`, run);
+      return { figures: run, acknowledged: run.acknowledged };
+    });
+    result.compareRyw = compare.figures;
+    result.checks.push(compare.check);
+  }
+  return result;
 }
 
 const median = (xs) => {
@@ -434,7 +459,7 @@ function report(runs) {
       out.push({ delayMs: delay, callers: 1, rows });
     };
     loneTable((r) => r.lone, DELAY);
-    if (COMPARE_DELAY > 0) loneTable((r) => r.compare?.lone, COMPARE_DELAY);
+    if (COMPARE_DELAY > 0) loneTable((r) => r.compareLone, COMPARE_DELAY);
   }
   heading(
     `${CALLERS} callers per host, ${JOBS} writes per caller per run, replication delay ${DELAY} ms, medians over rounds`,
@@ -459,14 +484,14 @@ function report(runs) {
     loadedRow('all 3 hosts at once: total', (r) => r.allHosts),
   ];
   if (COMPARE_DELAY > 0) {
-    loadedRows.push(loadedRow(`(b) alone, replication delay ${COMPARE_DELAY} ms`, (r) => r.compare.ryw));
+    loadedRows.push(loadedRow(`(b) alone, replication delay ${COMPARE_DELAY} ms`, (r) => r.compareRyw));
   }
   console.table(loadedRows);
   out.push({ delayMs: DELAY, callers: CALLERS, rows: loadedRows });
+  const checks = runs.flatMap((r) => r.checks);
   console.log(
-    `rows on every node == writes acknowledged, every round: ${runs.every((r) => r.rowsEqualAcknowledged) ? 'yes' : 'NO'} ` +
-      `(${runs.map((r) => `${r.acknowledged} acknowledged, ${r.rowsPerNode.join('/')} rows`).join('; ')}); ` +
-      `database at the end of a round: ${runs.map((r) => `${fmt(r.databaseBytes / 1e6, 1)} MB`).join(', ')}`,
+    `rows on every node == writes acknowledged, every phase of every round: ${checks.every((c) => c.rowsEqualAcknowledged) ? 'yes' : 'NO'}; ` +
+      `database at the end of a phase: ${checks.map((c) => `${c.phase} ${fmt(c.databaseBytes / 1e6, 1)} MB`).join(', ')}`,
   );
   return out;
 }
