@@ -94,7 +94,30 @@ function loadStandIn() {
     });
     module._compile(code, filename);
   };
+  const { Replication } = require(join(ROOT, 'test/litefs-stand-in/replication.ts'));
+  observeRounds(Replication.prototype);
   return require(join(ROOT, 'test/litefs-stand-in/stand-in.ts')).LiteFsStandIn;
+}
+
+/** Durations (ms) of the stand-in's replication rounds (snapshot of the primary, copy into each replica) since the last {@link takeRounds}. */
+let roundsMs = [];
+/** Wraps the stand-in's replication round to time it (observation only: the round runs unchanged). */
+function observeRounds(prototype) {
+  const round = prototype.round;
+  prototype.round = async function timedRound(...rest) {
+    const started = performance.now();
+    try {
+      return await round.apply(this, rest);
+    } finally {
+      roundsMs.push(performance.now() - started);
+    }
+  };
+}
+/** The replication rounds since the last call: count, median and p99 duration. */
+function takeRounds() {
+  const sorted = roundsMs.sort((x, y) => x - y);
+  roundsMs = [];
+  return { count: sorted.length, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) };
 }
 const LiteFsStandIn = loadStandIn();
 
@@ -271,7 +294,9 @@ async function lone(hosts) {
 
 /** A run of `CALLERS` × `JOBS` on each of `hosts` at once: per host and overall. */
 async function loaded(hosts) {
+  takeRounds();
   const summaries = await go(hosts, CALLERS, JOBS);
+  const rounds = takeRounds();
   const throughput = (ss) =>
     sum(ss.map((s) => s.acknowledged)) /
     ((Math.max(...ss.map((s) => s.endedAt)) - Math.min(...ss.map((s) => s.startedAt))) / 1e3);
@@ -294,6 +319,7 @@ async function loaded(hosts) {
     acknowledged: sum(summaries.map((s) => s.acknowledged)),
     unseen: sum(summaries.map((s) => s.unseen)),
     errors: summaries.reduce((into, s) => addErrors(into, s.errors), {}),
+    rounds,
   };
 }
 
@@ -350,6 +376,7 @@ async function onFreshHosts(name, delayMs, phase) {
       rowsPerNode: rows,
       rowsEqualAcknowledged: rows.every((n) => n === expected),
       databaseBytes: databaseBytes(standIn.node('node-a').databasePath),
+      warmUpErrors: warm.reduce((into, w) => addErrors(into, w.errors), {}),
     };
     return { figures, check };
   } finally {
@@ -369,19 +396,23 @@ const acknowledgedIn = (figures) => sum(Object.values(figures).map((f) => f.ackn
 async function round(index, started) {
   const tag = `round ${index}/${ROUNDS}`;
   const result = { delayMs: DELAY, compareDelayMs: COMPARE_DELAY || undefined, checks: [] };
-  const loneLine = (delay, l) =>
+  const roundText = (r) => `stand-in rounds ${r.count}, p50 ${fmt(r.p50Ms, 1)} / p99 ${fmt(r.p99Ms, 1)} ms`;
+  const loneLine = (delay, l, rounds) =>
     progress(
       `${tag}  delay ${delay} ms, 1 caller   p50 local ${fmt(l.local.p50Ms, 2)} / RYW ${fmt(l.ryw.p50Ms, 2)} / ` +
-        `no RYW ${fmt(l.noRyw.p50Ms, 2)} ms  p99 ${fmt(l.local.p99Ms, 2)} / ${fmt(l.ryw.p99Ms, 2)} / ${fmt(l.noRyw.p99Ms, 2)} ms`,
+        `no RYW ${fmt(l.noRyw.p50Ms, 2)} ms  p99 ${fmt(l.local.p99Ms, 2)} / ${fmt(l.ryw.p99Ms, 2)} / ${fmt(l.noRyw.p99Ms, 2)} ms  ` +
+        roundText(rounds),
       started,
     );
   const loadedLine = (delay, label, run) =>
     progress(
       `${tag}  delay ${delay} ms, ${CALLERS} callers  ${label.padEnd(44)} ${fmt(run.jobsPerSecond).padStart(5)} jobs/s  ` +
-        `p50 ${fmt(run.p50Ms, 2)} ms  p99 ${fmt(run.p99Ms, 2)} ms  unseen ${run.unseen}  errors ${errorText(run.errors)}`,
+        `p50 ${fmt(run.p50Ms, 2)} ms  p99 ${fmt(run.p99Ms, 2)} ms  unseen ${run.unseen}  errors ${errorText(run.errors)}  ` +
+        roundText(run.rounds),
       started,
     );
 
+  const loneRounds = {};
   if (LONE > 0) {
     const delays = COMPARE_DELAY > 0 ? [DELAY, COMPARE_DELAY] : [DELAY];
     if (index % 2 === 0) delays.reverse();
@@ -389,13 +420,17 @@ async function round(index, started) {
       const byDelay = {};
       for (const delay of delays) {
         standIn.setDelay(delay);
+        takeRounds();
         byDelay[delay] = await lone(hosts);
-        loneLine(delay, byDelay[delay]);
+        loneRounds[delay] = takeRounds();
+        loneLine(delay, byDelay[delay], loneRounds[delay]);
       }
       return { figures: byDelay, acknowledged: sum(Object.values(byDelay).map(acknowledgedIn)) };
     });
     result.lone = figures[DELAY];
     result.compareLone = COMPARE_DELAY > 0 ? figures[COMPARE_DELAY] : undefined;
+    result.loneRounds = loneRounds[DELAY];
+    result.compareLoneRounds = loneRounds[COMPARE_DELAY];
     result.checks.push(check);
   }
 
@@ -488,10 +523,42 @@ function report(runs) {
   }
   console.table(loadedRows);
   out.push({ delayMs: DELAY, callers: CALLERS, rows: loadedRows });
-  const checks = runs.flatMap((r) => r.checks);
+  const roundsLine = (label, pick) =>
+    `${label}: ${fmt(med(runs, (r) => pick(r)?.count))} rounds, p50 ${fmt(
+      med(runs, (r) => pick(r)?.p50Ms),
+      1,
+    )} ms, ` +
+    `p99 ${fmt(
+      med(runs, (r) => pick(r)?.p99Ms),
+      1,
+    )} ms`;
   console.log(
-    `rows on every node == writes acknowledged, every phase of every round: ${checks.every((c) => c.rowsEqualAcknowledged) ? 'yes' : 'NO'}; ` +
-      `database at the end of a phase: ${checks.map((c) => `${c.phase} ${fmt(c.databaseBytes / 1e6, 1)} MB`).join(', ')}`,
+    `stand-in replication rounds (snapshot + copy into both replicas; medians over rounds): ` +
+      [
+        LONE > 0 ? roundsLine(`1 caller, ${DELAY} ms`, (r) => r.loneRounds) : undefined,
+        LONE > 0 && COMPARE_DELAY > 0
+          ? roundsLine(`1 caller, ${COMPARE_DELAY} ms`, (r) => r.compareLoneRounds)
+          : undefined,
+        ...SIDES.map((s) => roundsLine(`${CALLERS} callers ${s.key}`, (r) => r.loaded[s.key].rounds)),
+        roundsLine(`${CALLERS} callers all hosts`, (r) => r.allHosts.rounds),
+        COMPARE_DELAY > 0
+          ? roundsLine(`${CALLERS} callers ryw, ${COMPARE_DELAY} ms`, (r) => r.compareRyw.rounds)
+          : undefined,
+      ]
+        .filter(Boolean)
+        .join('; '),
+  );
+  const checks = runs.flatMap((r) => r.checks);
+  const failed = checks.filter((c) => !c.rowsEqualAcknowledged || Object.keys(c.warmUpErrors).length > 0);
+  console.log(
+    `rows on every node == writes acknowledged, every phase of every round: ${checks.every((c) => c.rowsEqualAcknowledged) ? 'yes' : 'NO'}` +
+      failed
+        .map(
+          (c) =>
+            ` [${c.phase}: ${c.acknowledged} acknowledged, rows ${c.rowsPerNode.join('/')}, warm-up errors ${errorText(c.warmUpErrors)}]`,
+        )
+        .join('') +
+      `; database at the end of a phase: ${checks.map((c) => `${c.phase} ${fmt(c.databaseBytes / 1e6, 1)} MB`).join(', ')}`,
   );
   return out;
 }
