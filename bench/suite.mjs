@@ -10,6 +10,7 @@
 // Medians over rounds. Not a test: it prints figures, it asserts nothing.
 // Usage: npm run bench [-- --quick] [--json <file>] [--rounds N]
 //        npm run bench -- --processes 4 [...]: several processes on one file instead (bench/processes.mjs)
+//        npm run bench -- --multi-host [...]: several hosts on the LiteFS stand-in instead (bench/multi-host.mjs)
 import { rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -25,8 +26,10 @@ const { Coordinator, WriteQueue } = library;
 
 // --processes N: the several-processes benchmark (bench/processes.mjs, its own flags) instead of the suite.
 const PROCESSES = process.argv.slice(2).some((a) => a === '--processes' || a.startsWith('--processes='));
+// --multi-host: the several-hosts benchmark on the LiteFS stand-in (bench/multi-host.mjs, its own flags) instead.
+const MULTI_HOST = process.argv.slice(2).includes('--multi-host');
 const { values: args } = parseArgs({
-  strict: !PROCESSES,
+  strict: !PROCESSES && !MULTI_HOST,
   options: {
     quick: { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -607,7 +610,8 @@ async function main() {
 }
 
 try {
-  if (PROCESSES) await import('./processes.mjs');
+  if (MULTI_HOST) await import('./multi-host.mjs');
+  else if (PROCESSES) await import('./processes.mjs');
   else await main();
 } finally {
   rmSync(dir, { recursive: true, force: true });
