@@ -44,8 +44,10 @@ import { LiteFsStandIn } from './litefs-stand-in/stand-in';
  * hosts, the HTTP forwarding interceptor under attack (smuggling, hop-by-hop headers, aborted
  * clients, big headers, load, a spoofed loop guard, a lying primary), promotion while the port is
  * taken, writes before bootstrap. Real Nest apps, real sockets, real SQLite files, the LiteFS
- * stand-in (a test double: test/litefs-stand-in/README.md). Tests named `[FAILS TODAY]` show a bug
- * (see the report of branch multi-host-review2); the others pin behaviour worth keeping.
+ * stand-in (a test double: test/litefs-stand-in/README.md). Five failed when written (request
+ * smuggling through an unframed piped body, twice; a spoofed loop-guard header blocking reads; a
+ * slow upload counted as the primary's time; a static replica writing its own file before
+ * bootstrap): fixed since. The others pin behaviour worth keeping.
  */
 jest.setTimeout(60_000);
 
@@ -382,7 +384,7 @@ describe('static strategy: two Nest apps (host-a the primary, host-b a replica o
     ['Transfer-Encoding: chunked', 1],
     ['Content-Length named in Connection', 2],
   ])(
-    '[FAILS TODAY] request smuggling: a DELETE with an unparsed body (%s) stays one request on the primary',
+    'request smuggling: a DELETE with an unparsed body (%s) stays one request on the primary',
     async (how, n) => {
       const before = seen['host-a'].length;
       const smuggled = smuggledRequest(n);
@@ -410,7 +412,7 @@ describe('static strategy: two Nest apps (host-a the primary, host-b a replica o
     },
   );
 
-  it('[FAILS TODAY] a spoofed x-write-coordinator-forwarded does not stop a @RunLocally route or a GET read on a replica', async () => {
+  it('a spoofed x-write-coordinator-forwarded does not stop a @RunLocally route or a GET read on a replica', async () => {
     const spoofed = { [HEADERS.forwarded]: 'outside-client' };
     const login = await send(b().url, '/login', { method: 'POST', headers: spoofed });
     const read = await send(b().url, '/items', { headers: spoofed });
@@ -446,7 +448,7 @@ describe('static strategy: two Nest apps (host-a the primary, host-b a replica o
     expect(await keysIn(a().database)).not.toContain('half');
   });
 
-  it('[FAILS TODAY] timeoutMs does not count a slow client upload against the primary (timeoutMs 4000, upload 5 s)', async () => {
+  it('timeoutMs does not count a slow client upload against the primary (timeoutMs 4000, upload 5 s)', async () => {
     const answer = await new Promise<Answer>((resolve, reject) => {
       const req = http.request(new URL('/upload?key=slow', b().url), {
         method: 'POST',
@@ -554,7 +556,7 @@ describe('static strategy: a replica before bootstrap (a provider writing in onM
     }
   }
 
-  it("[FAILS TODAY] does not write to the replica's own file: writeTarget() already names the configured primary", async () => {
+  it("does not write to the replica's own file: writeTarget() already names the configured primary", async () => {
     const tmp = tempDir('wc-review2-early-');
     const database = tmp.file('host-b.db');
     try {

@@ -117,6 +117,8 @@ export class PrimaryForwardingInterceptor implements NestInterceptor {
       const addPosition = (): void => this.addPosition(response);
       return next.handle().pipe(tap({ next: addPosition, error: addPosition }));
     }
+    // Not a route this interceptor forwards (a read, @RunLocally): it runs here, whatever headers came.
+    if (!selected) return next.handle();
     if (forwarded) {
       const by = String(request.headers[HEADERS.forwarded]);
       return refuse(
@@ -128,7 +130,6 @@ export class PrimaryForwardingInterceptor implements NestInterceptor {
         target.primary,
       );
     }
-    if (!selected) return next.handle();
     if (target.primary === undefined) {
       return refuse(response, HttpStatus.SERVICE_UNAVAILABLE, 'NOT_PRIMARY', true, notPrimary(undefined));
     }

@@ -177,8 +177,18 @@ export class ClusterNode {
    * the cluster is joined, while this node is not the primary.
    */
   localWriteRefusal(context: { jobId?: string; label?: string } = {}): NotPrimaryError | undefined {
-    if (!this.election.writesNeedPrimary || this.role !== 'secondary') return undefined;
-    return new NotPrimaryError(this.primaryHost(), context);
+    return this.refusesLocalWrites ? new NotPrimaryError(this.primaryHost(), context) : undefined;
+  }
+
+  /**
+   * Whether a local write must not run here now: on a host whose file takes writes only as the
+   * primary, once it joined as a secondary, or, before it joined (a provider writing in
+   * `onModuleInit`), when the election already names another host (`static`: from the
+   * configuration; LiteFS is not heard before the start, so its file's refusal decides then).
+   */
+  get refusesLocalWrites(): boolean {
+    if (!this.election.writesNeedPrimary || this.role === 'primary') return false;
+    return this.role === 'secondary' || this.election.view().kind === 'replica';
   }
 
   /**

@@ -396,7 +396,7 @@ export class Coordinator {
    */
   writeTarget(): WriteTarget {
     const cluster = this.cluster;
-    if (!cluster?.writesNeedPrimary || !cluster.joined || cluster.isPrimary) return { here: true };
+    if (!cluster?.refusesLocalWrites) return { here: true };
     const primary = cluster.primaryHost();
     return primary === undefined ? { here: false } : { here: false, primary };
   }

@@ -43,10 +43,22 @@ export function forwardRequest(request: PrimaryRequest): Promise<PrimaryOutcome>
       headers: request.headers,
       signal: request.signal,
     });
-    const timer = setTimeout(() => {
+    const giveUp = (why: string) => {
       timedOut = true;
-      outgoing.destroy(new Error(`the primary sent no answer within ${request.timeoutMs} ms`));
-    }, request.timeoutMs);
+      outgoing.destroy(new Error(why));
+    };
+    // The primary's time starts once the whole request is sent (a client's slow upload is not its
+    // time); meanwhile a connection that moves nothing for as long is given up too.
+    let timer: NodeJS.Timeout | undefined;
+    outgoing.once('finish', () => {
+      timer = setTimeout(
+        () => giveUp(`the primary sent no answer within ${request.timeoutMs} ms`),
+        request.timeoutMs,
+      );
+    });
+    outgoing.setTimeout(request.timeoutMs, () =>
+      giveUp(`the connection to the primary moved nothing for ${request.timeoutMs} ms`),
+    );
     outgoing.once('socket', (socket: Socket) => {
       // A reused keep-alive socket is connected already; a new one once its TCP (and TLS) handshake is done.
       if (!socket.connecting) connected = true;
@@ -54,6 +66,7 @@ export function forwardRequest(request: PrimaryRequest): Promise<PrimaryOutcome>
     });
     outgoing.once('response', (response) => {
       clearTimeout(timer);
+      outgoing.setTimeout(0); // the body that follows is not limited
       resolve({ answered: true, response });
     });
     // `on`, not `once`: a second error (the pipe's, after a timeout) must not go unhandled.

@@ -66,6 +66,13 @@ export function forwardedRequestHeaders(
     headers['x-forwarded-proto'] = 'encrypted' in request.socket && request.socket.encrypted ? 'https' : 'http';
   }
   headers[WRITE_COORDINATOR_FORWARDING_HEADERS.forwarded] = hostname;
+  if (!bodyHeaders) {
+    // The body is piped as it comes: its framing must travel with it, whatever the client's
+    // Connection header names (a body sent unframed would be read by the primary as a next request).
+    const length = request.headers['content-length'];
+    if (length !== undefined) headers['content-length'] = length;
+    else if (request.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
+  }
   return { ...headers, ...bodyHeaders };
 }
 
