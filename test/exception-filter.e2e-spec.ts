@@ -228,15 +228,18 @@ describe('WriteCoordinatorExceptionFilter (opt-in: coordinator errors to HTTP)',
   });
 
   describe('outside HTTP (a microservice, a gateway or GraphQL, when registered with APP_FILTER)', () => {
-    it.each(['rpc', 'ws', 'graphql'])('re-throws the error as it came in a %s context, writing no HTTP reply', (type) => {
-      let replies = 0;
-      const adapter = { reply: () => replies++, setHeader: () => replies++ };
-      const filter = new WriteCoordinatorExceptionFilter({ httpAdapter: adapter } as unknown as HttpAdapterHost);
-      const host = new ExecutionContextHost([{ pattern: 'transfer' }, {}]);
-      host.setType(type);
-      const error = new QueueFullError('the queue is full');
-      expect(() => filter.catch(error, host)).toThrow(error);
-      expect(replies).toBe(0);
-    });
+    it.each(['rpc', 'ws', 'graphql'])(
+      're-throws the error as it came in a %s context, writing no HTTP reply',
+      (type) => {
+        let replies = 0;
+        const adapter = { reply: () => replies++, setHeader: () => replies++ };
+        const filter = new WriteCoordinatorExceptionFilter({ httpAdapter: adapter } as unknown as HttpAdapterHost);
+        const host = new ExecutionContextHost([{ pattern: 'transfer' }, {}]);
+        host.setType(type);
+        const error = new QueueFullError('the queue is full');
+        expect(() => filter.catch(error, host)).toThrow(error);
+        expect(replies).toBe(0);
+      },
+    );
   });
 });

@@ -73,7 +73,6 @@ function clientFor(url: string, options: Partial<HttpTransportOptions> = {}): Ht
   return transport({ target: () => url, ...options });
 }
 
-
 /** Resolves once `predicate` holds (polled), or fails after `ms`: a liveness bound, not a speed check. */
 async function until(predicate: () => boolean, ms = 5_000): Promise<void> {
   const deadline = Date.now() + ms;

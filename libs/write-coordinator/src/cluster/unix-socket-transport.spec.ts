@@ -51,7 +51,6 @@ async function listen(): Promise<{ server: FrameServer; accepted: FrameChannel[]
   return { server, accepted, next };
 }
 
-
 /** A raw client: writes bytes, then ends; resolves with the frames it read back once the socket closed. */
 function rawExchange(chunks: Buffer[], end = true): Promise<{ frames: Frame[]; error?: Error }> {
   return new Promise((resolve) => {

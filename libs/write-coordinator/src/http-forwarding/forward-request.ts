@@ -51,10 +51,7 @@ export function forwardRequest(request: PrimaryRequest): Promise<PrimaryOutcome>
     // time); meanwhile a connection that moves nothing for as long is given up too.
     let timer: NodeJS.Timeout | undefined;
     outgoing.once('finish', () => {
-      timer = setTimeout(
-        () => giveUp(`the primary sent no answer within ${request.timeoutMs} ms`),
-        request.timeoutMs,
-      );
+      timer = setTimeout(() => giveUp(`the primary sent no answer within ${request.timeoutMs} ms`), request.timeoutMs);
     });
     outgoing.setTimeout(request.timeoutMs, () =>
       giveUp(`the connection to the primary moved nothing for ${request.timeoutMs} ms`),
