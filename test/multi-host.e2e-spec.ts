@@ -1,6 +1,10 @@
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
+import { HealthIndicatorService } from '@nestjs/terminus';
+import { Injectable } from '@nestjs/common';
+import { WriteCoordinator, WriteCoordinatorHealthIndicator, WriteHandler } from '@app/write-coordinator';
 import { rowsPerTag } from './fixtures/cluster-members';
+import { createTestingApp } from './fixtures/testing-app';
 import { NODES, replicatedRows, tags, until, useStandInHosts } from './fixtures/stand-in-hosts';
 
 /**
@@ -13,6 +17,13 @@ jest.setTimeout(180_000);
 
 const SECRET = 'multi-host-test-secret';
 const startHosts = useStandInHosts('wc-multi-host-', SECRET).start;
+
+/** The members' handler names (the cluster handshake compares them); never runs on a replica. */
+@Injectable()
+class AppendHandler {
+  @WriteHandler('append')
+  append(): void {}
+}
 
 describe('several hosts on LiteFS (the stand-in)', () => {
   it('3 hosts × 64 callers: every acknowledged write exactly once on every host, and seen by a read on the host that forwarded it', async () => {
@@ -147,6 +158,40 @@ describe('several hosts on LiteFS (the stand-in)', () => {
     });
     const rows = await replicatedRows(hosts);
     for (const name of NODES) expect(rows[name].get('lagging')).toBe(1);
+  });
+
+  it('health: a replica that missed a transaction for longer than maxReplicaLagMs is down (not ready), and up again once it caught up', async () => {
+    const hosts = await startHosts();
+    const { standIn, ports } = hosts;
+    const node = standIn.node('node-b');
+    // A Nest app on node-b's mount (a second process of that host, in this process), with its health indicator.
+    const app = await createTestingApp({
+      database: node.databasePath,
+      typeorm: { synchronize: false }, // a replica's file: nothing to create
+      coordinator: {
+        cluster: {
+          secret: SECRET,
+          heartbeatMs: 100,
+          primary: { strategy: 'litefs', mountDir: node.mountDir, eventsUrl: node.eventsUrl },
+          http: { host: '127.0.0.1', port: 0, url: (host) => `http://127.0.0.1:${ports[host]}/_write-coordinator` },
+        },
+      },
+      providers: [HealthIndicatorService, WriteCoordinatorHealthIndicator, AppendHandler],
+    });
+    try {
+      const indicator = app.get(WriteCoordinatorHealthIndicator);
+      const health = async () => (await indicator.isHealthy('writes', { maxReplicaLagMs: 300 })).writes;
+      await until('the replica to join', () => app.get(WriteCoordinator).metrics().cluster?.peers === 1);
+      expect(await health()).toMatchObject({ status: 'up' });
+      standIn.setDelay(3_600_000); // replication stalls
+      await hosts.members['node-a'].write(['while-stalled']);
+      await until('the replica to be down', async () => (await health()).status === 'down');
+      expect(await health()).toMatchObject({ reason: expect.stringContaining('behind the primary') });
+      standIn.setDelay(5);
+      await until('the replica to be up again', async () => (await health()).status === 'up');
+    } finally {
+      await app.close();
+    }
   });
 
   describe('bad input on the forwarding endpoint is refused clearly and writes nothing', () => {
