@@ -2,7 +2,8 @@
  * Several processes on one database file (the `cluster` option): one process, the primary, runs the
  * write queue; the others (secondaries) forward `submit()` requests and `@SerializedWrite({ forward:
  * true })` calls to it over a Unix domain socket and re-emit its after-commit changes. Every field
- * is optional; `cluster: {}` turns it on with the defaults.
+ * is optional; `cluster: {}` turns it on with the defaults. Several hosts, each with its own file
+ * replicated by LiteFS: `primary: { strategy: 'litefs' }`, `secret` and `http` (docs/multi-host.md).
  */
 export interface ClusterOptions {
   /**
@@ -107,7 +108,7 @@ export interface LiteFsStrategyOptions {
    * @default 'http://localhost:20202/events'
    */
   eventsUrl?: string | false;
-  /** How often `.primary` and `<db>-pos` are read when the event stream is not available. @default 1000 */
+  /** How often `.primary` is read while the event stream is down (at start, once at once). @default 1000 */
   pollMs?: number;
 }
 
