@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { assertMaxFrameBytes } from './frame-codec';
 import { secretsMatch } from './protocol';
 import { SocketFrameChannel } from './socket-frame-channel';
+import { SocketFrameServer } from './socket-frame-server';
 import type { ClusterTransport, FrameChannel, FrameServer } from './transport';
 
 /** The `Upgrade` token of the cluster protocol over HTTP: length-prefixed JSON frames, no WebSocket framing. */
@@ -138,7 +139,8 @@ export class HttpTransport implements ClusterTransport {
       throw wrap(error, `cannot listen on ${this.address}`);
     }
     this.boundPort = (server.address() as net.AddressInfo).port;
-    return new HttpFrameServer(this.address, server, channels);
+    // (idle and half-read HTTP connections too: server.close() waits for them)
+    return new SocketFrameServer(this.address, server, channels, () => server.closeAllConnections());
   }
 
   /**
@@ -314,27 +316,6 @@ export class HttpTransport implements ClusterTransport {
 
 /** A refusal: HTTP status, a stable code, and a message for the connecting node's error. */
 type Refusal = readonly [status: number, code: string, message: string];
-
-/** The primary's HTTP endpoint: the server plus the channels it upgraded, which `server.close()` alone leaves open. */
-class HttpFrameServer implements FrameServer {
-  private closed: Promise<void> | undefined;
-
-  constructor(
-    readonly address: string,
-    private readonly server: http.Server,
-    private readonly channels: Set<SocketFrameChannel>,
-  ) {}
-
-  /** Stops accepting, closes every HTTP connection and every upgraded channel; resolves once all are gone. */
-  close(): Promise<void> {
-    this.closed ??= new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-      for (const channel of [...this.channels]) channel.destroy();
-    });
-    return this.closed;
-  }
-}
 
 /** Binds `server`, rejecting with the bind error (`EADDRINUSE`, …). */
 function listenOn(server: net.Server, host: string, port: number): Promise<void> {

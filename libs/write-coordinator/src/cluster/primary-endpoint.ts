@@ -29,6 +29,9 @@ export interface EndpointHost {
   ): Promise<unknown>;
 }
 
+/** What {@link PrimaryEndpoint} adds to a frame when it has no replication position (one host). */
+const NO_TXID: { txid?: number } = Object.freeze({});
+
 /** One connected secondary. */
 interface Peer {
   readonly channel: FrameChannel;
@@ -241,10 +244,10 @@ export class PrimaryEndpoint {
       });
   }
 
-  /** `{ txid }` with this host's position after what it just did, or nothing without a position. */
+  /** `{ txid }` with this host's position after what it just did; one shared empty object without one (one host). */
   private txid(): { txid?: number } {
     const txid = this.settings.position?.();
-    return txid === undefined ? {} : { txid };
+    return txid === undefined ? NO_TXID : { txid };
   }
 
   private refuse(channel: FrameChannel, code: Parameters<typeof errorFrame>[0], message: string): void {

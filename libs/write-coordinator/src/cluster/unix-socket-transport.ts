@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { assertMaxFrameBytes } from './frame-codec';
 import { SocketFrameChannel } from './socket-frame-channel';
+import { SocketFrameServer } from './socket-frame-server';
 import type { ClusterTransport, FrameChannel, FrameServer } from './transport';
 
 /**
@@ -110,7 +111,7 @@ export class UnixSocketTransport implements ClusterTransport {
       throw this.wrap(error, 'cannot listen on');
     }
     const { ino, dev } = fs.statSync(this.path);
-    return new UnixFrameServer(this.address, server, channels, () => {
+    return new SocketFrameServer(this.address, server, channels, () => {
       // Unlink only our own socket: a newer primary may have replaced it.
       try {
         const now = fs.lstatSync(this.path);
@@ -222,29 +223,4 @@ function listenOwnerOnly(server: net.Server, bindPath: string): Promise<void> {
       if (previous !== undefined) process.umask(previous);
     }
   });
-}
-
-/** The primary's listening endpoint over a Unix socket. */
-class UnixFrameServer implements FrameServer {
-  private closing: Promise<void> | undefined;
-
-  constructor(
-    readonly address: string,
-    private readonly server: net.Server,
-    private readonly channels: Set<SocketFrameChannel>,
-    private readonly removeSocketFile: () => void,
-  ) {}
-
-  close(): Promise<void> {
-    this.closing ??= new Promise<void>((resolve, reject) => {
-      try {
-        this.removeSocketFile();
-      } catch (error) {
-        reject(error as Error);
-      }
-      this.server.close(() => resolve());
-      for (const channel of [...this.channels]) channel.destroy();
-    });
-    return this.closing;
-  }
 }
