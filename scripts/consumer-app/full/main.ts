@@ -1,6 +1,10 @@
 import 'reflect-metadata';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
-import { WriteCoordinatorExceptionFilter } from 'nestjs-sqlite-write-coordinator';
+import {
+  PrimaryForwardingInterceptor,
+  WriteCoordinator,
+  WriteCoordinatorExceptionFilter,
+} from 'nestjs-sqlite-write-coordinator';
 import { readCommitted } from '../shared/committed';
 import { DepositService } from '../shared/deposit.service';
 import { AppModule, CompletedJobs, registry } from './app.module';
@@ -9,6 +13,8 @@ import { AppModule, CompletedJobs, registry } from './app.module';
 async function main(database: string): Promise<void> {
   const app = await NestFactory.create(AppModule.forDatabase(database), { logger: ['error', 'warn'] });
   app.useGlobalFilters(new WriteCoordinatorExceptionFilter(app.get(HttpAdapterHost)));
+  // Several hosts' HTTP helper, on one host: every route must run as before (the checks below).
+  app.useGlobalInterceptors(new PrimaryForwardingInterceptor(app.get(WriteCoordinator), { routes: 'writes' }));
   await app.listen(0, '127.0.0.1');
   const base = await app.getUrl();
   const call = async (method: string, path: string) => {
